@@ -1,0 +1,96 @@
+"""Turn raw stack settings into a validated `StackConfig`.
+
+Two sources feed it: the Pulumi engine (inside `pulumi up`, see
+`components.settings`) and the stack files themselves (the offline plan and the
+cross-stack checks). Both end here, so both reject the same mistakes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import MISSING, Problem, StackConfigError
+from .models import StackConfig
+
+NAMESPACE = "fourlb"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def config_keys() -> list[str]:
+    """The camelCase names of the `fourlb:*` keys a stack file may set."""
+    return [field.alias or name for name, field in StackConfig.model_fields.items()]
+
+
+def parse_stack_config(stack: str, values: Mapping[str, Any]) -> StackConfig:
+    """Validate `values` (keys without the `fourlb:` prefix)."""
+    try:
+        return StackConfig.model_validate(dict(values))
+    except ValidationError as error:
+        raise StackConfigError(stack, [_problem(values, e) for e in error.errors()]) from None
+
+
+def _problem(values: Mapping[str, Any], error: Mapping[str, Any]) -> Problem:
+    location = [str(part) for part in error["loc"]]
+    message = error["msg"].removeprefix("Value error, ")
+    if not location and ": " in message:
+        # model-level rules start their message with the key they are about
+        head, message = message.split(": ", 1)
+        location = head.split(".")
+    if error["type"] == "extra_forbidden":
+        message = "not a known setting; allowed keys here: " + _known_keys(location)
+    elif error["type"] == "missing":
+        message = "required"
+    elif not message.startswith("allowed"):
+        message = "allowed: " + message
+    key = f"{NAMESPACE}:" + ".".join(location) if location else f"{NAMESPACE}:(stack)"
+    return Problem(key=key, value=_lookup(values, location), allowed=message)
+
+
+def _known_keys(location: list[str]) -> str:
+    if len(location) == 1:
+        return ", ".join(config_keys())
+    return "see config/models.py"
+
+
+def _lookup(values: Any, location: list[str]) -> Any:
+    current = values
+    for part in location:
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return MISSING
+    return current
+
+
+class StackFile:
+    """The settings of one Pulumi.<stack>.yaml, split into plain and secret keys."""
+
+    def __init__(self, stack: str, project_dir: Path = PROJECT_DIR):
+        self.stack = stack
+        self.path = project_dir / f"Pulumi.{stack}.yaml"
+        if not self.path.is_file():
+            raise StackConfigError(
+                stack, [Problem(str(self.path.name), MISSING, "allowed: an existing stack file")]
+            )
+        raw = yaml.safe_load(self.path.read_text()) or {}
+        entries: Mapping[str, Any] = raw.get("config") or {}
+        self.values: dict[str, Any] = {}
+        self.secret_keys: set[str] = set()
+        for full_key, value in entries.items():
+            if isinstance(value, Mapping) and set(value) == {"secure"}:
+                self.secret_keys.add(full_key)
+            elif full_key.startswith(NAMESPACE + ":"):
+                self.values[full_key.split(":", 1)[1]] = value
+
+    def config(self) -> StackConfig:
+        return parse_stack_config(self.stack, self.values)
+
+
+def stack_names(project_dir: Path = PROJECT_DIR) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))

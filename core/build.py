@@ -1,0 +1,263 @@
+"""Stack configuration -> plan. Pure functions; every decision is made here."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable, Iterable, Optional
+
+from config.errors import Problem, StackConfigError
+from config.models import ServiceSettings, SiteSettings, StackConfig
+from config.types import is_within_zone
+
+from . import catalog, files, traefik
+from .catalog import PLATFORM_SERVICES, SECRETS, SERVICES_BY_NAME, ServiceSpec
+from .model import (
+    SELF_HEADERS,
+    Container,
+    DnsRecord,
+    HealthCheck,
+    Mount,
+    Network,
+    Plan,
+    PublishedPort,
+    Route,
+    SecretSpec,
+    Upload,
+    Volume,
+    secret,
+)
+
+# The edge cannot be switched off: without it nothing is served or protected.
+REQUIRED_SERVICES = ("traefik", "docker-socket-proxy", "crowdsec")
+
+
+class _Problems:
+    def __init__(self, stack: str):
+        self.stack = stack
+        self.items: list[Problem] = []
+
+    def add(self, key: str, value, allowed: str) -> None:
+        self.items.append(Problem(f"fourlb:{key}", value, allowed))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise StackConfigError(self.stack, self.items)
+
+
+def build_plan(config: StackConfig, stack: str) -> Plan:
+    problems = _Problems(stack)
+    containers: list[Container] = []
+    # (container, hostname) -> the config key that put the hostname there
+    hostname_origins: dict[tuple[str, str], str] = {}
+
+    if config.role == "platform":
+        _check_service_keys(config, problems)
+        for spec in PLATFORM_SERVICES:
+            settings = config.services.get(spec.name, ServiceSettings())
+            if settings.enabled:
+                containers.append(_service_container(spec, settings, config, hostname_origins))
+    for name, site in config.sites.items():
+        if name in SERVICES_BY_NAME:
+            problems.add(f"sites.{name}", name, "allowed: a name no platform service uses")
+            continue
+        containers.append(_site_container(name, site, config, hostname_origins))
+    containers = _add_extra_routes(containers, config, problems, hostname_origins)
+    _check_hostnames(containers, config, hostname_origins, problems)
+    problems.raise_if_any()
+
+    containers = _with_generated_files(containers, config)
+    containers = [replace(c, labels=traefik.labels(c, config, stack)) for c in containers]
+    return Plan(
+        stack=stack,
+        role=config.role,
+        networks=_networks(containers, config),
+        volumes=_volumes(containers),
+        containers=tuple(containers),
+        dns_records=_dns_records(containers, config),
+        secrets=_secret_specs(containers),
+        dns_zones=tuple(config.zones) if config.dns.provider == "cloudflare" else (),
+    )
+
+
+def _check_service_keys(config: StackConfig, problems: _Problems) -> None:
+    known = ", ".join(SERVICES_BY_NAME)
+    for name, settings in config.services.items():
+        if name not in SERVICES_BY_NAME:
+            problems.add(f"services.{name}", name, f"allowed: one of {known}")
+        elif name in REQUIRED_SERVICES and not settings.enabled:
+            problems.add(f"services.{name}.enabled", False,
+                         "allowed: true; the edge (traefik, socket proxy, crowdsec) is required")
+
+
+def _middlewares(config: StackConfig, rate_limit: str = "default", admin: bool = False,
+                 own_headers: bool = False) -> tuple[str, ...]:
+    return traefik.public_middlewares(
+        rate_limit=rate_limit,
+        admin=admin,
+        allowlist=bool(config.admin_allow_ips),
+        headers=SELF_HEADERS if own_headers else None,
+    )
+
+
+def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: StackConfig,
+                       origins: dict[tuple[str, str], str]) -> Container:
+    routes: tuple[Route, ...] = ()
+    port = settings.port or spec.port
+    if spec.route:
+        hostname = settings.hostname or f"{spec.route.subdomain}.{config.platform_domain}"
+        key = f"services.{spec.name}.hostname" if settings.hostname else "platformDomain"
+        origins[(spec.name, hostname)] = key
+        routes = (Route(
+            name=spec.name,
+            hostnames=(hostname,),
+            port=port or 0,
+            middlewares=_middlewares(config, spec.route.rate_limit, spec.route.admin),
+            path_prefix=spec.route.path_prefix,
+            internal_service=spec.route.internal_service,
+        ),)
+    networks = tuple(config.shared_network if n == catalog.PUBLIC_NET else n for n in spec.networks)
+    return Container(
+        name=spec.name,
+        image=settings.image or spec.image,
+        networks=networks,
+        role=spec.role,
+        port=port,
+        env=spec.env + tuple(sorted(settings.env.items())),
+        mounts=spec.mounts() + _bind_mounts(settings.bind_mounts),
+        routes=routes,
+        published_ports=(PublishedPort(80, 80), PublishedPort(443, 443)) if spec.name == "traefik" else (),
+        command=spec.command,
+        healthcheck=(HealthCheck(("CMD", *settings.healthcheck)) if settings.healthcheck
+                     else spec.healthcheck),
+        memory_mb=settings.memory_mb or spec.memory_mb,
+        update_order=spec.update_order,
+        stop_grace_s=spec.stop_grace_s,
+    )
+
+
+def _site_container(name: str, site: SiteSettings, config: StackConfig,
+                    origins: dict[tuple[str, str], str]) -> Container:
+    for index, hostname in enumerate(site.hostnames):
+        origins.setdefault((name, hostname), f"sites.{name}.hostnames.{index}")
+    own_headers = site.content_security_policy is not None
+    return Container(
+        name=name,
+        image=site.image,
+        networks=(config.shared_network,),
+        role="site",
+        port=site.port,
+        env=tuple(sorted(site.env.items())),
+        mounts=_bind_mounts(site.bind_mounts),
+        routes=(Route(name=name, hostnames=tuple(site.hostnames), port=site.port,
+                      middlewares=_middlewares(config, own_headers=own_headers)),),
+        healthcheck=HealthCheck(("CMD", "wget", "-q", "--spider",
+                                 f"http://127.0.0.1:{site.port}{site.health_path}")),
+        memory_mb=site.memory_mb,
+        update_order="start-first",
+        content_security_policy=site.content_security_policy,
+    )
+
+
+def _bind_mounts(mounts) -> tuple[Mount, ...]:
+    return tuple(Mount(target=m.target, host_path=m.host_path, read_only=m.read_only) for m in mounts)
+
+
+def _add_extra_routes(containers: list[Container], config: StackConfig, problems: _Problems,
+                      origins: dict[tuple[str, str], str]) -> list[Container]:
+    by_name = {c.name: c for c in containers}
+    routable = sorted(name for name, c in by_name.items() if c.routes and not c.routes[0].internal_service)
+    for index, extra in enumerate(config.routes):
+        key = f"routes.{index}"
+        target = by_name.get(extra.container)
+        if target is None or extra.container not in routable:
+            problems.add(f"{key}.container", extra.container,
+                         "allowed: a routed container of this stack: " + ", ".join(routable))
+            continue
+        origins.setdefault((target.name, extra.hostname), f"{key}.hostname")
+        base = target.routes[0]
+        route = Route(name=f"{target.name}-extra{index}", hostnames=(extra.hostname,),
+                      port=base.port, middlewares=base.middlewares, path_prefix=extra.path_prefix)
+        by_name[target.name] = replace(target, routes=target.routes + (route,))
+    return [by_name[c.name] for c in containers]
+
+
+def _check_hostnames(containers: Iterable[Container], config: StackConfig,
+                     origins: dict[tuple[str, str], str], problems: _Problems) -> None:
+    seen: dict[tuple[str, Optional[str]], str] = {}
+    for container in containers:
+        for route in container.routes:
+            for hostname in route.hostnames:
+                key = origins.get((container.name, hostname), container.name)
+                if not any(is_within_zone(hostname, zone) for zone in config.zones):
+                    problems.add(key, hostname, "allowed: a hostname within this stack's zones: "
+                                 + ", ".join(config.zones))
+                where = (hostname, route.path_prefix)
+                if where in seen:
+                    problems.add(key, hostname,
+                                 f"allowed: a hostname not already routed (to {seen[where]})")
+                seen.setdefault(where, container.name)
+
+
+def _with_generated_files(containers: list[Container], config: StackConfig) -> list[Container]:
+    by_name = {c.name: c for c in containers}
+    scraped = [c for c in containers
+               if c.name in SERVICES_BY_NAME and SERVICES_BY_NAME[c.name].metrics_path]
+    metrics_paths = {c.name: SERVICES_BY_NAME[c.name].metrics_path or "/metrics" for c in scraped}
+    generators: dict[str, Callable[[], tuple[Upload, ...]]] = {
+        "traefik": lambda: files.traefik_files(
+            traefik.static_config(config), traefik.dynamic_config(config)),
+        "redis": files.redis_files,
+        "crowdsec": files.crowdsec_files,
+        "prometheus": lambda: files.prometheus_files(scraped, metrics_paths),
+    }
+    for name, generate in generators.items():
+        if name in by_name:
+            by_name[name] = replace(by_name[name], uploads=by_name[name].uploads + generate())
+    if "traefik" in by_name and config.acme and config.acme.challenge == "cloudflare-dns":
+        edge = by_name["traefik"]
+        by_name["traefik"] = replace(
+            edge, env=edge.env + (("CF_DNS_API_TOKEN", secret("cloudflare-dns-token")),))
+    return [by_name[c.name] for c in containers]
+
+
+def _networks(containers: Iterable[Container], config: StackConfig) -> tuple[Network, ...]:
+    used = {n for c in containers for n in c.networks}
+    networks: list[Network] = []
+    if config.shared_network in used:
+        networks.append(Network(
+            config.shared_network, internal=False, external=config.role == "sites",
+            purpose="public path: Traefik and everything it routes to"))
+    for name, purpose in catalog.INTERNAL_NETWORKS.items():
+        if name in used:
+            networks.append(Network(name, internal=True, purpose=purpose))
+    for name, purpose in catalog.EGRESS_NETWORKS.items():
+        if name in used:
+            networks.append(Network(name, internal=False, purpose=purpose))
+    return tuple(networks)
+
+
+def _volumes(containers: Iterable[Container]) -> tuple[Volume, ...]:
+    used = {m.volume for c in containers for m in c.mounts if m.volume}
+    return tuple(Volume(name, purpose=catalog.VOLUMES.get(name, "")) for name in sorted(used))
+
+
+def _dns_records(containers: Iterable[Container], config: StackConfig) -> tuple[DnsRecord, ...]:
+    if config.dns.provider != "cloudflare":
+        return ()
+    assert config.dns.target_ipv4 is not None  # guaranteed by DnsSettings
+    hostnames = sorted({h for c in containers for r in c.routes for h in r.hostnames})
+    records = []
+    for hostname in hostnames:
+        zone = max((z for z in config.zones if is_within_zone(hostname, z)), key=len)
+        records.append(DnsRecord(zone=zone, name=hostname, type="A",
+                                 content=config.dns.target_ipv4, proxied=config.dns.proxied))
+    return tuple(records)
+
+
+def _secret_specs(containers: Iterable[Container]) -> tuple[SecretSpec, ...]:
+    names = set()
+    for container in containers:
+        names |= container.secret_names()
+    # `<name>-bcrypt` is derived from `<name>`, which must then exist
+    base_names = {n.removesuffix("-bcrypt") for n in names}
+    return tuple(SECRETS[name] for name in sorted(base_names))

@@ -1,0 +1,328 @@
+"""The platform's services: the 4lb.ca inventory as data.
+
+Each entry says what a service is (image, port, networks, volumes, route,
+health check); `core.build` turns the entries a stack enables into containers.
+Only what cannot be said as data (generated config files) lives in
+`core.files`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .model import HealthCheck, Mount, SecretSpec, UpdateOrder, secret
+
+# Network names. `unified-net` is the public path (Traefik routes only there);
+# the others are internal: no route out, only the listed members.
+PUBLIC_NET = "unified-net"  # default of StackConfig.shared_network
+DATA_NET = "data-net"
+DOCKER_API_NET = "docker-api-net"
+MONITORING_NET = "monitoring-net"
+CROWDSEC_NET = "crowdsec-net"
+
+INTERNAL_NETWORKS = {
+    DATA_NET: "PostgreSQL, Redis and ChromaDB with the services that use them",
+    DOCKER_API_NET: "the read-only Docker socket proxy with Traefik and cAdvisor",
+    MONITORING_NET: "Prometheus with what it scrapes, and Grafana",
+}
+# CrowdSec needs the internet (hub, community blocklist) but nothing routed.
+EGRESS_NETWORKS = {CROWDSEC_NET: "CrowdSec's API with Traefik's bouncer"}
+
+VOLUMES = {
+    "postgres_data": "PostgreSQL data",
+    "redis_data": "Redis append-only file",
+    "chromadb_data": "ChromaDB vectors",
+    "traefik_certs": "Let's Encrypt account and certificates",
+    "grafana_data": "Grafana dashboards and users",
+    "prometheus_data": "Prometheus time series",
+    "traefik_logs": "Traefik access log, read by CrowdSec",
+    "crowdsec_data": "CrowdSec decisions database",
+    "crowdsec_config": "CrowdSec hub and credentials",
+    "open_webui_data": "Open WebUI users and chats",
+    "code_server_data": "code-server settings and workspaces",
+}
+
+POSTGRES_USER = "fourlb"
+POSTGRES_DB = "orchestrator"
+
+
+def _http_check(port: int, path: str = "/", tool: str = "wget") -> HealthCheck:
+    url = f"http://127.0.0.1:{port}{path}"
+    if tool == "curl":
+        return HealthCheck(("CMD", "curl", "-fsS", "-o", "/dev/null", url))
+    return HealthCheck(("CMD", "wget", "-q", "--spider", url))
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    subdomain: str  # default hostname: <subdomain>.<platformDomain>
+    path_prefix: Optional[str] = None
+    admin: bool = False  # basic auth (+ optional IP allow-list)
+    rate_limit: str = "default"  # "default" or "ai-api"
+    internal_service: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    image: str
+    role: str
+    networks: tuple[str, ...]
+    port: Optional[int] = None
+    route: Optional[RouteSpec] = None
+    volumes: tuple[tuple[str, str], ...] = ()  # (volume, target)
+    host_mounts: tuple[tuple[str, str], ...] = ()  # read-only (host path, target)
+    env: tuple[tuple[str, str], ...] = ()
+    command: tuple[str, ...] = ()
+    healthcheck: Optional[HealthCheck] = None
+    memory_mb: int = 256
+    update_order: UpdateOrder = "start-first"
+    stop_grace_s: int = 10
+    mounts_docker_socket: bool = False
+    metrics_path: Optional[str] = None  # scraped by Prometheus when set
+
+    def mounts(self) -> tuple[Mount, ...]:
+        volumes = tuple(Mount(target=t, volume=v) for v, t in self.volumes)
+        hosts = tuple(Mount(target=t, host_path=h, read_only=True) for h, t in self.host_mounts)
+        socket = (
+            (Mount(target="/var/run/docker.sock", host_path="/var/run/docker.sock", read_only=True),)
+            if self.mounts_docker_socket
+            else ()
+        )
+        return volumes + hosts + socket
+
+
+SECRETS = {
+    spec.name: spec
+    for spec in (
+        SecretSpec("postgres-password", "postgresPassword", purpose="PostgreSQL user fourlb"),
+        SecretSpec("redis-password", "redisPassword", purpose="Redis requirepass"),
+        SecretSpec("grafana-admin-password", "grafanaAdminPassword", purpose="Grafana admin login"),
+        SecretSpec("ai-jwt-secret", "aiJwtSecret", length=48, purpose="AI Orchestrator JWT signing"),
+        SecretSpec("admin-password", "adminPassword", bcrypt=True,
+                   purpose="basic auth of the Traefik dashboard and Prometheus"),
+        SecretSpec("crowdsec-bouncer-key", "crowdsecBouncerKey", purpose="Traefik bouncer's LAPI key"),
+        SecretSpec("code-server-password", "codeServerPassword", purpose="code-server login"),
+        SecretSpec("open-webui-secret-key", "openWebuiSecretKey", length=48,
+                   purpose="Open WebUI session signing"),
+        SecretSpec("cloudflare-dns-token", "cloudflareDnsToken", generated=False,
+                   purpose="Let's Encrypt DNS challenge through Cloudflare"),
+    )
+}
+
+TRAEFIK_OPS_PORT = 8082  # ping and metrics; never published, never routed
+
+PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec(
+        name="traefik",
+        image="traefik:v3.6",
+        role="edge",
+        networks=(PUBLIC_NET, DOCKER_API_NET, CROWDSEC_NET, MONITORING_NET),
+        port=TRAEFIK_OPS_PORT,
+        route=RouteSpec("traefik", admin=True, internal_service="api@internal"),
+        volumes=(("traefik_certs", "/letsencrypt"), ("traefik_logs", "/var/log/traefik")),
+        healthcheck=HealthCheck(("CMD", "traefik", "healthcheck", "--ping")),
+        memory_mb=256,
+        # holds the host's ports 80/443: the old one must release them first
+        update_order="stop-first",
+        stop_grace_s=30,
+        metrics_path="/metrics",
+    ),
+    ServiceSpec(
+        name="docker-socket-proxy",
+        image="tecnativa/docker-socket-proxy:0.3.0",
+        role="edge",
+        networks=(DOCKER_API_NET,),
+        port=2375,
+        # read-only API, containers and events only (cAdvisor also needs info)
+        env=(("CONTAINERS", "1"), ("EVENTS", "1"), ("INFO", "1"), ("PING", "1"),
+             ("VERSION", "1"), ("POST", "0"), ("IMAGES", "0"), ("NETWORKS", "0"),
+             ("VOLUMES", "0"), ("EXEC", "0"), ("SERVICES", "0"), ("TASKS", "0")),
+        mounts_docker_socket=True,
+        healthcheck=_http_check(2375, "/_ping"),
+        memory_mb=64,
+    ),
+    ServiceSpec(
+        name="crowdsec",
+        image="crowdsecurity/crowdsec:v1.6.8",
+        role="edge",
+        networks=(CROWDSEC_NET,),
+        port=8080,
+        volumes=(("crowdsec_data", "/var/lib/crowdsec/data"),
+                 ("crowdsec_config", "/etc/crowdsec"),
+                 ("traefik_logs", "/var/log/traefik")),
+        env=(("COLLECTIONS", "crowdsecurity/traefik crowdsecurity/http-cve"),
+             ("BOUNCER_KEY_traefik", secret("crowdsec-bouncer-key"))),
+        healthcheck=HealthCheck(("CMD", "cscli", "lapi", "status"), start_period_s=60),
+        memory_mb=512,
+        update_order="stop-first",
+        stop_grace_s=30,
+    ),
+    ServiceSpec(
+        name="postgres",
+        image="postgres:16-alpine",
+        role="data",
+        networks=(DATA_NET,),
+        port=5432,
+        volumes=(("postgres_data", "/var/lib/postgresql/data"),),
+        env=(("POSTGRES_USER", POSTGRES_USER), ("POSTGRES_DB", POSTGRES_DB),
+             ("POSTGRES_PASSWORD", secret("postgres-password"))),
+        healthcheck=HealthCheck(("CMD-SHELL", f"pg_isready -U {POSTGRES_USER} -d {POSTGRES_DB}")),
+        memory_mb=1024,
+        update_order="stop-first",
+        stop_grace_s=120,  # a clean checkpoint, not crash recovery on next start
+    ),
+    ServiceSpec(
+        name="redis",
+        image="redis:7-alpine",
+        role="data",
+        networks=(DATA_NET,),
+        port=6379,
+        volumes=(("redis_data", "/data"),),
+        # the password lives in an uploaded file, not on the command line
+        command=("redis-server", "/usr/local/etc/redis/redis.conf"),
+        env=(("REDISCLI_AUTH", secret("redis-password")),),
+        healthcheck=HealthCheck(("CMD-SHELL", "redis-cli ping | grep -q PONG")),
+        memory_mb=512,
+        update_order="stop-first",
+        stop_grace_s=60,
+    ),
+    ServiceSpec(
+        name="chromadb",
+        image="chromadb/chroma:0.6.3",
+        role="data",
+        networks=(DATA_NET,),
+        port=8000,
+        volumes=(("chromadb_data", "/chroma/chroma"),),
+        env=(("IS_PERSISTENT", "TRUE"), ("ANONYMIZED_TELEMETRY", "FALSE")),
+        healthcheck=HealthCheck(
+            ("CMD", "/bin/bash", "-c", "cat < /dev/null > /dev/tcp/127.0.0.1/8000")
+        ),
+        memory_mb=1024,
+        update_order="stop-first",
+        stop_grace_s=60,
+    ),
+    ServiceSpec(
+        name="ai-orchestrator-backend",
+        image="ai-orchestrator-backend:5.1",
+        role="ai",
+        networks=(PUBLIC_NET, DATA_NET),
+        port=8001,
+        route=RouteSpec("ai", path_prefix="/api", rate_limit="ai-api"),
+        env=(
+            ("DATABASE_URL", f"postgresql://{POSTGRES_USER}:{secret('postgres-password')}"
+                             f"@postgres:5432/{POSTGRES_DB}"),
+            ("REDIS_URL", f"redis://:{secret('redis-password')}@redis:6379/0"),
+            ("CHROMA_HOST", "chromadb"),
+            ("CHROMA_PORT", "8000"),
+            ("JWT_SECRET_KEY", secret("ai-jwt-secret")),
+            ("JWT_EXPIRATION_SECONDS", "3600"),
+        ),
+        healthcheck=_http_check(8001, "/api/health", tool="curl"),
+        memory_mb=2048,
+    ),
+    ServiceSpec(
+        name="ai-orchestrator-frontend",
+        image="nginx:1.27-alpine",
+        role="ai",
+        networks=(PUBLIC_NET,),
+        port=80,
+        route=RouteSpec("ai"),
+        healthcheck=_http_check(80),
+        memory_mb=128,
+    ),
+    ServiceSpec(
+        name="open-webui",
+        image="ghcr.io/open-webui/open-webui:v0.6.5",
+        role="ai",
+        networks=(PUBLIC_NET,),
+        port=8080,
+        route=RouteSpec("llm"),
+        volumes=(("open_webui_data", "/app/backend/data"),),
+        env=(("WEBUI_SECRET_KEY", secret("open-webui-secret-key")),
+             ("ENABLE_SIGNUP", "false")),
+        healthcheck=_http_check(8080, "/health", tool="curl"),
+        memory_mb=2048,
+        update_order="stop-first",  # SQLite in its volume: one writer at a time
+        stop_grace_s=30,
+    ),
+    ServiceSpec(
+        name="prometheus",
+        image="prom/prometheus:v3.2.1",
+        role="monitoring",
+        networks=(PUBLIC_NET, MONITORING_NET),
+        port=9090,
+        route=RouteSpec("prometheus", admin=True),
+        volumes=(("prometheus_data", "/prometheus"),),
+        command=("--config.file=/etc/prometheus/prometheus.yml",
+                 "--storage.tsdb.path=/prometheus",
+                 "--storage.tsdb.retention.time=30d",
+                 "--web.enable-lifecycle"),
+        healthcheck=_http_check(9090, "/-/healthy"),
+        memory_mb=1024,
+        update_order="stop-first",
+        stop_grace_s=60,
+        metrics_path="/metrics",
+    ),
+    ServiceSpec(
+        name="grafana",
+        image="grafana/grafana:11.5.2",
+        role="monitoring",
+        networks=(PUBLIC_NET, MONITORING_NET),
+        port=3000,
+        route=RouteSpec("grafana"),
+        volumes=(("grafana_data", "/var/lib/grafana"),),
+        env=(("GF_SECURITY_ADMIN_USER", "admin"),
+             ("GF_SECURITY_ADMIN_PASSWORD", secret("grafana-admin-password")),
+             ("GF_USERS_ALLOW_SIGN_UP", "false"),
+             ("GF_ANALYTICS_REPORTING_ENABLED", "false")),
+        healthcheck=_http_check(3000, "/api/health"),
+        memory_mb=512,
+        update_order="stop-first",
+        stop_grace_s=30,
+    ),
+    ServiceSpec(
+        name="cadvisor",
+        image="gcr.io/cadvisor/cadvisor:v0.52.1",
+        role="monitoring",
+        networks=(MONITORING_NET, DOCKER_API_NET),
+        port=8080,
+        # container names come through the socket proxy, not a mounted socket
+        command=("--docker=tcp://docker-socket-proxy:2375", "--docker_only=true",
+                 "--housekeeping_interval=30s"),
+        host_mounts=(("/", "/rootfs"), ("/sys", "/sys"), ("/var/lib/docker", "/var/lib/docker"),
+                     ("/dev/disk", "/dev/disk")),
+        healthcheck=_http_check(8080, "/healthz"),
+        memory_mb=256,
+        metrics_path="/metrics",
+    ),
+    ServiceSpec(
+        name="node-exporter",
+        image="prom/node-exporter:v1.9.0",
+        role="monitoring",
+        networks=(MONITORING_NET,),
+        port=9100,
+        command=("--path.procfs=/host/proc", "--path.sysfs=/host/sys", "--path.rootfs=/rootfs"),
+        host_mounts=(("/proc", "/host/proc"), ("/sys", "/host/sys"), ("/", "/rootfs")),
+        healthcheck=_http_check(9100, "/metrics"),
+        memory_mb=128,
+        metrics_path="/metrics",
+    ),
+    ServiceSpec(
+        name="code-server",
+        image="lscr.io/linuxserver/code-server:4.98.2",
+        role="tools",
+        networks=(PUBLIC_NET,),
+        port=8443,
+        route=RouteSpec("code"),
+        volumes=(("code_server_data", "/config"),),
+        env=(("PASSWORD", secret("code-server-password")), ("TZ", "America/Toronto")),
+        healthcheck=_http_check(8443, "/healthz", tool="curl"),
+        memory_mb=2048,
+        update_order="stop-first",
+        stop_grace_s=30,
+    ),
+)
+
+SERVICES_BY_NAME = {spec.name: spec for spec in PLATFORM_SERVICES}

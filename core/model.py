@@ -1,0 +1,195 @@
+"""The plan: what one stack deploys, as plain frozen data (no Pulumi here).
+
+Secrets never appear in a plan. Where a container needs one, its env value or
+uploaded file holds a placeholder `${secret:NAME}` that the component layer
+replaces with the encrypted Output; `secret_names()` lists which it needs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+SECRET_PLACEHOLDER = re.compile(r"\$\{secret:([a-z0-9-]+)\}")
+
+
+def secret(name: str) -> str:
+    """The placeholder for secret `name` inside an env value or a file."""
+    return "${secret:" + name + "}"
+
+
+def secret_names_in(text: str) -> set[str]:
+    return set(SECRET_PLACEHOLDER.findall(text))
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    internal: bool  # no route out of the host; only the listed containers talk
+    external: bool = False  # owned by another stack; joined by name, never declared
+    purpose: str = ""
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    purpose: str = ""
+    # Volumes hold data: they are protected and kept by `pulumi destroy`.
+    protected: bool = True
+
+
+@dataclass(frozen=True)
+class Mount:
+    target: str
+    volume: Optional[str] = None
+    host_path: Optional[str] = None
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file written into the container before it starts."""
+
+    path: str
+    content: str
+    mode: str = "0644"
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    internal: int
+    external: int
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    test: tuple[str, ...]
+    interval_s: int = 15
+    timeout_s: int = 5
+    retries: int = 5
+    start_period_s: int = 20
+
+
+# Placeholder, in a route's middlewares, for the container's own headers middleware.
+SELF_HEADERS = "self-headers@docker"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One Traefik router: hostnames (and an optional path) to a container port."""
+
+    name: str
+    hostnames: tuple[str, ...]
+    port: int
+    middlewares: tuple[str, ...]
+    path_prefix: Optional[str] = None
+    # set when the router targets a Traefik internal service (the dashboard)
+    internal_service: Optional[str] = None
+
+    @property
+    def rule(self) -> str:
+        hosts = " || ".join(f"Host(`{host}`)" for host in self.hostnames)
+        if len(self.hostnames) > 1:
+            hosts = f"({hosts})"
+        if self.path_prefix:
+            return f"{hosts} && PathPrefix(`{self.path_prefix}`)"
+        return hosts
+
+
+# How Pulumi replaces a container whose inputs changed:
+# - "stop-first": the old one is deleted, then the new one created (databases:
+#   two processes must never share a data volume); fixed Docker name.
+# - "start-first": the new one starts under a fresh name, becomes healthy and
+#   takes traffic, then the old one goes (stateless sites and UIs).
+UpdateOrder = Literal["stop-first", "start-first"]
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str  # the stable name users know (`docker logs NAME`, label fourlb.service)
+    image: str
+    networks: tuple[str, ...]
+    role: str  # edge | data | ai | monitoring | tools | site
+    port: Optional[int] = None  # the port the service listens on inside its network
+    env: tuple[tuple[str, str], ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    uploads: tuple[Upload, ...] = ()
+    routes: tuple[Route, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    published_ports: tuple[PublishedPort, ...] = ()
+    command: tuple[str, ...] = ()
+    healthcheck: Optional[HealthCheck] = None
+    memory_mb: int = 256
+    update_order: UpdateOrder = "start-first"
+    stop_grace_s: int = 10
+    log_max_size: str = "10m"
+    log_max_files: int = 3
+    restart: str = "unless-stopped"
+    security_opts: tuple[str, ...] = ("no-new-privileges:true",)
+    # a site's own Content-Security-Policy, served by a label-defined headers
+    # middleware that its routers reference as SELF_HEADERS
+    content_security_policy: Optional[str] = None
+
+    def secret_names(self) -> set[str]:
+        names: set[str] = set()
+        for _, value in self.env:
+            names |= secret_names_in(value)
+        for upload in self.uploads:
+            names |= secret_names_in(upload.content)
+        return names
+
+    @property
+    def public_hostnames(self) -> tuple[str, ...]:
+        return tuple(h for route in self.routes for h in route.hostnames)
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    zone: str
+    name: str  # full name, e.g. ai.4lb.ca
+    type: Literal["A", "AAAA", "CNAME"]
+    content: str
+    proxied: bool = False
+    ttl: int = 1  # 1 = automatic in Cloudflare
+
+    @property
+    def logical_name(self) -> str:
+        return f"{self.name}-{self.type.lower()}"
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """A secret the stack needs. Taken from `pulumi config set --secret fourlb:<config_key>`
+    when set, otherwise generated once (pulumi-random) and kept in the encrypted state."""
+
+    name: str
+    config_key: str
+    length: int = 32
+    generated: bool = True  # False: the user must provide it
+    purpose: str = ""
+    # for basic auth: a bcrypt hash of the password is also available as `<name>-bcrypt`
+    bcrypt: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    role: str
+    networks: tuple[Network, ...]
+    volumes: tuple[Volume, ...]
+    containers: tuple[Container, ...]
+    dns_records: tuple[DnsRecord, ...]
+    secrets: tuple[SecretSpec, ...]
+    dns_zones: tuple[str, ...] = field(default=())
+
+    def container(self, name: str) -> Container:
+        for container in self.containers:
+            if container.name == name:
+                return container
+        raise KeyError(name)
+
+    @property
+    def public_hostnames(self) -> tuple[str, ...]:
+        return tuple(h for c in self.containers for h in c.public_hostnames)

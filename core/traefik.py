@@ -1,0 +1,243 @@
+"""Traefik: static configuration, file-provider middlewares, and Docker labels.
+
+Shared middlewares live in the file provider (`name@file`) so that a site's
+container labels only define its own routers and services; two containers
+that briefly coexist during an update then never define a middleware twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Iterable, Optional
+
+from config.models import StackConfig
+
+from .model import SELF_HEADERS, Container, Route, secret
+
+CERT_RESOLVER = "le"
+ENTRYPOINT = "websecure"
+DYNAMIC_DIR = "/etc/traefik/dynamic"
+STATIC_FILE = "/etc/traefik/traefik.yml"
+SECRETS_DIR = "/etc/traefik/secrets"
+ACCESS_LOG = "/var/log/traefik/access.log"
+CROWDSEC_PLUGIN = "github.com/maxlerebourg/crowdsec-bouncer-traefik-plugin"
+CROWDSEC_PLUGIN_VERSION = "v1.4.2"
+
+SECURITY_HEADERS = "security-headers"
+CROWDSEC = "crowdsec"
+ADMIN_AUTH = "admin-auth"
+ADMIN_ALLOWLIST = "admin-allowlist"
+RATELIMIT_DEFAULT = "ratelimit-default"
+RATELIMIT_AI_API = "ratelimit-ai-api"
+DEFAULT_CSP = (
+    "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; font-src 'self' data:; connect-src 'self' wss:; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+# Mozilla "intermediate" TLS 1.2 suites (TLS 1.3 suites are not configurable).
+CIPHER_SUITES = [
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+]
+
+
+def file_ref(name: str) -> str:
+    return f"{name}@file"
+
+
+def public_middlewares(rate_limit: str = "default", admin: bool = False,
+                       allowlist: bool = False, headers: Optional[str] = None) -> tuple[str, ...]:
+    """The chain every public router gets, in order: drop banned IPs first, then
+    limits, then auth, then add the headers to whatever answers."""
+    chain = [file_ref(CROWDSEC)]
+    if admin and allowlist:
+        chain.append(file_ref(ADMIN_ALLOWLIST))
+    chain.append(file_ref(RATELIMIT_AI_API if rate_limit == "ai-api" else RATELIMIT_DEFAULT))
+    if admin:
+        chain.append(file_ref(ADMIN_AUTH))
+    chain.append(headers or file_ref(SECURITY_HEADERS))
+    return tuple(chain)
+
+
+def security_headers(csp: str = DEFAULT_CSP) -> dict[str, Any]:
+    return {
+        "stsSeconds": 63072000,  # two years: preload lists ask for at least one
+        "stsIncludeSubdomains": True,
+        "stsPreload": True,
+        "forceSTSHeader": True,
+        "frameDeny": True,
+        "contentTypeNosniff": True,
+        "referrerPolicy": "strict-origin-when-cross-origin",
+        "contentSecurityPolicy": csp,
+        "permissionsPolicy": "camera=(), microphone=(), geolocation=(), payment=()",
+    }
+
+
+def static_config(config: StackConfig) -> dict[str, Any]:
+    """traefik.yml for the platform stack."""
+    letsencrypt = config.tls == "letsencrypt"
+    websecure: dict[str, Any] = {"address": ":443", "http": {"tls": {}}}
+    if letsencrypt:
+        websecure["http"]["tls"]["certResolver"] = CERT_RESOLVER
+    static: dict[str, Any] = {
+        "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+        "entryPoints": {
+            "web": {
+                "address": ":80",
+                "http": {"redirections": {"entryPoint": {
+                    "to": ENTRYPOINT, "scheme": "https", "permanent": True}}},
+            },
+            ENTRYPOINT: websecure,
+            "ops": {"address": ":8082"},
+        },
+        "api": {"dashboard": True},
+        "ping": {"entryPoint": "ops"},
+        "metrics": {"prometheus": {"entryPoint": "ops", "addRoutersLabels": True}},
+        "providers": {
+            "docker": {
+                "endpoint": "tcp://docker-socket-proxy:2375",
+                "exposedByDefault": False,
+                "network": config.shared_network,
+                "watch": True,
+            },
+            "file": {"directory": DYNAMIC_DIR, "watch": True},
+        },
+        "log": {"level": "INFO", "format": "json"},
+        "accessLog": {"filePath": ACCESS_LOG, "format": "json", "bufferingSize": 100},
+        "experimental": {"plugins": {"bouncer": {
+            "moduleName": CROWDSEC_PLUGIN, "version": CROWDSEC_PLUGIN_VERSION}}},
+    }
+    if letsencrypt:
+        assert config.acme is not None  # guaranteed by StackConfig
+        acme: dict[str, Any] = {"email": config.acme.email, "storage": "/letsencrypt/acme.json"}
+        if config.acme.challenge == "cloudflare-dns":
+            acme["dnsChallenge"] = {"provider": "cloudflare"}
+        else:
+            acme["httpChallenge"] = {"entryPoint": "web"}
+        if config.acme.staging:
+            acme["caServer"] = "https://acme-staging-v02.api.letsencrypt.org/directory"
+        static["certificatesResolvers"] = {CERT_RESOLVER: {"acme": acme}}
+    return static
+
+
+def dynamic_config(config: StackConfig) -> dict[str, Any]:
+    """The file provider's middlewares and TLS options (one file)."""
+    per_minute = config.rate_limits
+    middlewares: dict[str, Any] = {
+        SECURITY_HEADERS: {"headers": security_headers()},
+        RATELIMIT_DEFAULT: {"rateLimit": {
+            "average": per_minute.default_per_minute, "period": "1m",
+            "burst": max(1, per_minute.default_per_minute // 2)}},
+        RATELIMIT_AI_API: {"rateLimit": {
+            "average": per_minute.ai_api_per_minute, "period": "1m",
+            "burst": max(1, per_minute.ai_api_per_minute // 6)}},
+        ADMIN_AUTH: {"basicAuth": {
+            "users": [f"{config.admin_user}:{secret('admin-password-bcrypt')}"],
+            "removeHeader": True}},
+        CROWDSEC: {"plugin": {"bouncer": {
+            "enabled": True,
+            "crowdsecMode": "live",
+            "crowdsecLapiScheme": "http",
+            "crowdsecLapiHost": "crowdsec:8080",
+            "crowdsecLapiKeyFile": f"{SECRETS_DIR}/crowdsec-bouncer-key",
+        }}},
+    }
+    if config.admin_allow_ips:
+        middlewares[ADMIN_ALLOWLIST] = {"ipAllowList": {
+            "sourceRange": [str(net) for net in config.admin_allow_ips]}}
+    return {
+        "http": {"middlewares": middlewares},
+        "tls": {"options": {"default": {
+            "minVersion": "VersionTLS12",
+            # With Let's Encrypt every hostname has its own certificate; a client
+            # that names none of them gets nothing. Self-signed stacks have only
+            # Traefik's default certificate, which strict SNI would refuse.
+            "sniStrict": config.tls == "letsencrypt",
+            "cipherSuites": CIPHER_SUITES,
+            "curvePreferences": ["X25519", "CurveP256", "CurveP384"],
+        }}},
+    }
+
+
+def instance_suffix(container: Container, salt: Iterable[Any] = ()) -> str:
+    """Six hex digits that change whenever a Docker-replacing input changes.
+
+    Start-first containers carry it in their router and service names: while an
+    old and a new container coexist, each defines its own routers instead of
+    two different definitions of one name (which Traefik would drop both of).
+    """
+    spec = {
+        "image": container.image,
+        "env": container.env,
+        "routes": [(r.name, r.rule, r.port, r.middlewares) for r in container.routes],
+        "networks": container.networks,
+        "mounts": [(m.target, m.volume, m.host_path, m.read_only) for m in container.mounts],
+        "uploads": [(u.path, u.content, u.mode) for u in container.uploads],
+        "command": container.command,
+        "csp": container.content_security_policy,
+        "salt": list(salt),
+    }
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+    return digest[:6]
+
+
+def labels(container: Container, config: StackConfig, stack: str) -> tuple[tuple[str, str], ...]:
+    """All Docker labels of one container, sorted."""
+    result: dict[str, str] = {
+        "fourlb.service": container.name,
+        "fourlb.stack": stack,
+        "fourlb.role": container.role,
+        "fourlb.update-order": container.update_order,
+    }
+    if container.routes:
+        suffix = "" if container.update_order == "stop-first" else "-" + instance_suffix(container)
+        result["traefik.enable"] = "true"
+        result["traefik.docker.network"] = config.shared_network
+        service = f"{container.name}{suffix}"
+        own_headers = f"{service}-headers"
+        for route in container.routes:
+            middlewares = tuple(
+                f"{own_headers}@docker" if m == SELF_HEADERS else m for m in route.middlewares)
+            result.update(_router_labels(route, route.name + suffix, service, middlewares, config))
+        if any(r.internal_service is None for r in container.routes):
+            result[f"traefik.http.services.{service}.loadbalancer.server.port"] = str(container.port)
+        if container.content_security_policy:
+            headers = security_headers(container.content_security_policy)
+            for key, value in headers.items():
+                result[f"traefik.http.middlewares.{own_headers}.headers.{key.lower()}"] = (
+                    _label_value(value))
+    return tuple(sorted(result.items()))
+
+
+def _router_labels(route: Route, router: str, service: str, middlewares: tuple[str, ...],
+                   config: StackConfig) -> dict[str, str]:
+    prefix = f"traefik.http.routers.{router}"
+    out = {
+        f"{prefix}.rule": route.rule,
+        f"{prefix}.entrypoints": ENTRYPOINT,
+        f"{prefix}.service": route.internal_service or service,
+        f"{prefix}.tls": "true",
+        f"{prefix}.middlewares": ",".join(middlewares),
+    }
+    if config.tls == "letsencrypt":
+        out[f"{prefix}.tls.certresolver"] = CERT_RESOLVER
+    if route.path_prefix:
+        out[f"{prefix}.priority"] = str(_priority(route))
+    return out
+
+
+def _priority(route: Route) -> int:
+    # Traefik's default priority is the rule's length; an explicit, larger one
+    # keeps /api ahead of the catch-all router on the same hostname.
+    return 1000 + len(route.rule)
+
+
+def _label_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
