@@ -1,0 +1,33 @@
+"""Docker networks of a plan."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pulumi
+import pulumi_docker as docker
+
+from core.model import Network
+
+
+class Networks(pulumi.ComponentResource):
+    """Declares the plan's own networks; external ones are joined by name only."""
+
+    def __init__(self, name: str, networks: tuple[Network, ...],
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("fourlb:docker:Networks", name, None, opts)
+        self.names: dict[str, pulumi.Input[str]] = {}
+        for network in networks:
+            if network.external:
+                self.names[network.name] = network.name
+                continue
+            resource = docker.Network(
+                network.name,
+                name=network.name,
+                driver="bridge",
+                internal=network.internal,
+                labels=[docker.NetworkLabelArgs(label="fourlb.purpose", value=network.purpose)],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.names[network.name] = resource.name
+        self.register_outputs({"names": self.names})

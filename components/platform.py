@@ -1,0 +1,33 @@
+"""A whole plan -> resources. The only place that knows the order of things."""
+
+from __future__ import annotations
+
+import pulumi
+
+from core.model import Plan
+
+from .dns import DnsRecords
+from .network import Networks
+from .secret_values import Secrets
+from .service import Service
+from .volume import Volumes
+
+
+def deploy(plan: Plan) -> dict[str, Service]:
+    networks = Networks("networks", plan.networks)
+    volumes = Volumes("volumes", plan.volumes)
+    secrets = Secrets("secrets", plan.stack, plan.secrets)
+    services = {
+        container.name: Service(
+            container, secrets=secrets.values, networks=networks.names, volumes=volumes.names)
+        for container in plan.containers
+    }
+    if plan.dns_records:
+        DnsRecords("dns", plan.stack, plan.dns_zones, plan.dns_records)
+
+    pulumi.export("hostnames", {
+        host: container.name for container in plan.containers for host in container.public_hostnames})
+    pulumi.export("containers", {name: s.container.name for name, s in services.items()})
+    if "admin-password" in secrets.values:
+        pulumi.export("adminPassword", secrets.values["admin-password"])
+    return services

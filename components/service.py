@@ -1,0 +1,112 @@
+"""One plan container -> its image and Docker container."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Mapping, Optional
+
+import pulumi
+import pulumi_docker as docker
+
+from core.model import SECRET_PLACEHOLDER, Container
+from core.traefik import instance_suffix
+
+# How long `pulumi up` waits for a new container to become healthy before it
+# gives up (and, for start-first updates, before it would remove the old one).
+HEALTH_WAIT_S = 180
+
+
+def render(text: str, secrets: Mapping[str, pulumi.Output[str]]) -> pulumi.Input[str]:
+    """Replace `${secret:NAME}` placeholders; the result stays a secret Output."""
+    names = sorted(set(SECRET_PLACEHOLDER.findall(text)))
+    if not names:
+        return text
+    values = [secrets[name] for name in names]
+
+    def substitute(resolved: list[str]) -> str:
+        lookup = dict(zip(names, resolved))
+        return SECRET_PLACEHOLDER.sub(lambda m: lookup[m.group(1)], text)
+
+    return pulumi.Output.secret(pulumi.Output.all(*values).apply(substitute))
+
+
+def docker_name(container: Container,
+                secrets: Mapping[str, pulumi.Output[str]]) -> pulumi.Input[str]:
+    """Stop-first containers keep their exact name. Start-first ones need a name
+    Docker can hold twice for a moment: the stable name plus a suffix that
+    changes with every replacing change, secret values included."""
+    if container.update_order == "stop-first":
+        return container.name
+    spec = instance_suffix(container)
+    names = sorted(container.secret_names())
+    if not names:
+        return f"{container.name}-{spec}"
+
+    def with_secrets(values: list[str]) -> str:
+        digest = hashlib.sha256("\0".join([spec, *values]).encode()).hexdigest()
+        return f"{container.name}-{digest[:6]}"
+
+    # six hex digits of a hash reveal nothing of the secrets: the name is public
+    return pulumi.Output.unsecret(pulumi.Output.all(*[secrets[n] for n in names]).apply(with_secrets))
+
+
+class Service(pulumi.ComponentResource):
+    def __init__(self, container: Container, *, secrets: Mapping[str, pulumi.Output[str]],
+                 networks: Mapping[str, pulumi.Input[str]], volumes: Mapping[str, pulumi.Input[str]],
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("fourlb:docker:Service", container.name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        image = docker.RemoteImage(container.name, name=container.image, keep_locally=True,
+                                   opts=child)
+        start_first = container.update_order == "start-first"
+        healthcheck = container.healthcheck
+        self.container = docker.Container(
+            container.name,
+            name=docker_name(container, secrets),
+            image=image.image_id,
+            envs=[render(f"{key}={value}", secrets) for key, value in container.env],
+            labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in container.labels],
+            networks_advanced=[
+                # the stable name resolves on every network, whatever the suffix
+                docker.ContainerNetworksAdvancedArgs(name=networks[n], aliases=[container.name])
+                for n in container.networks
+            ],
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    container_path=m.target,
+                    volume_name=volumes[m.volume] if m.volume else None,
+                    host_path=m.host_path,
+                    read_only=m.read_only,
+                )
+                for m in container.mounts
+            ],
+            uploads=[
+                docker.ContainerUploadArgs(file=u.path, content=render(u.content, secrets),
+                                           permissions=u.mode)
+                for u in container.uploads
+            ],
+            ports=[docker.ContainerPortArgs(internal=p.internal, external=p.external,
+                                            protocol=p.protocol)
+                   for p in container.published_ports],
+            command=list(container.command) or None,
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=list(healthcheck.test),
+                interval=f"{healthcheck.interval_s}s",
+                timeout=f"{healthcheck.timeout_s}s",
+                retries=healthcheck.retries,
+                start_period=f"{healthcheck.start_period_s}s",
+            ) if healthcheck else None,
+            wait=healthcheck is not None,
+            wait_timeout=HEALTH_WAIT_S if healthcheck else None,
+            restart=container.restart,
+            memory=container.memory_mb,
+            security_opts=list(container.security_opts),
+            log_driver="json-file",
+            log_opts={"max-size": container.log_max_size,
+                      "max-file": str(container.log_max_files)},
+            destroy_grace_seconds=container.stop_grace_s,
+            # stop-first: the old container must free its name, host ports and
+            # data volume before the new one exists
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=not start_first),
+        )
+        self.register_outputs({"name": self.container.name})

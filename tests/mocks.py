@@ -1,0 +1,110 @@
+"""Runs the real `__main__.py` under Pulumi mocks and records what it declares."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from config.loading import StackFile
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+# Values the mocks hand back for generated and provided secrets: a test can then
+# look for them where they must never appear.
+GENERATED_PREFIX = "generated-secret-"
+CLOUDFLARE_TOKEN = "cf-token-for-tests-0123456789"
+
+
+@dataclass
+class Declared:
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    options: Optional[pulumi.ResourceOptions] = None  # as the program passed them
+
+
+@dataclass
+class Run:
+    stack: str
+    resources: list[Declared] = field(default_factory=list)
+    calls: list[tuple[str, dict]] = field(default_factory=list)
+    error: Optional[BaseException] = None
+    options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
+
+    def of_type(self, typ: str) -> list[Declared]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str, name: str) -> Declared:
+        found = [r for r in self.resources if r.typ == typ and r.name == name]
+        assert len(found) == 1, f"expected one {typ} named {name}, found {len(found)}"
+        return found[0]
+
+    @property
+    def containers(self) -> dict[str, Declared]:
+        return {r.name: r for r in self.of_type("docker:index/container:Container")}
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, run: Run):
+        self.run = run
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        options = self.run.options.get((args.typ, args.name))
+        self.run.resources.append(Declared(args.typ, args.name, dict(args.inputs), options))
+        state = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = GENERATED_PREFIX + args.name
+            state["bcryptHash"] = "$2a$10$" + "h" * 53
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            state["imageId"] = "sha256:" + args.inputs["name"]
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        self.run.calls.append((args.token, dict(args.args)))
+        if args.token == "cloudflare:index/getZone:getZone":
+            name = args.args["filter"]["name"]
+            return {"zoneId": f"zone-id-{name}", "name": name}
+        return {}
+
+
+def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
+    """The stack file's plain settings as the engine passes them (JSON for objects),
+    plus the secrets a user would have set with --secret."""
+    stack_file = StackFile(stack, PROJECT_DIR)
+    config = {f"fourlb:{key}": value if isinstance(value, str) else json.dumps(value)
+              for key, value in stack_file.values.items()}
+    secrets = {}
+    if json.loads(config.get("fourlb:dns", "{}")).get("provider", "cloudflare") == "cloudflare":
+        secrets["cloudflare:apiToken"] = CLOUDFLARE_TOKEN
+    config.update(secrets)
+    return config, list(secrets)
+
+
+def run_program(stack: str, config: dict[str, str], secret_keys: list[str]) -> Run:
+    run = Run(stack)
+    pulumi.runtime.set_mocks(RecordingMocks(run), project="fourlb", stack=stack, preview=False)
+    pulumi.runtime.set_all_config(config, secret_keys=secret_keys)
+    main = str(PROJECT_DIR / "__main__.py")
+
+    def record_options(args: pulumi.ResourceTransformationArgs) -> None:
+        # mocks never see resource options; a stack transformation sees exactly
+        # what the program passed (protect, retain_on_delete, delete_before_replace)
+        run.options[(args.type_, args.name)] = args.opts
+        return None
+
+    def program() -> None:
+        pulumi.runtime.register_stack_transformation(record_options)
+        runpy.run_path(main, run_name="__main__")
+
+    try:
+        _sync_await(run_pulumi_func(program))
+    except Exception as error:  # recorded: tests about bad config assert on it
+        run.error = error
+    return run
