@@ -46,8 +46,14 @@ def _problem(values: Mapping[str, Any], error: Mapping[str, Any]) -> Problem:
         message = "required"
     elif not message.startswith("allowed"):
         message = "allowed: " + message
+    if location and location[-1] == "[key]":
+        # a bad mapping key (a site or service name): the name is the value
+        location = location[:-1]
+        value: Any = location[-1]
+    else:
+        value = _lookup(values, location)
     key = f"{NAMESPACE}:" + ".".join(location) if location else f"{NAMESPACE}:(stack)"
-    return Problem(key=key, value=_lookup(values, location), allowed=message)
+    return Problem(key=key, value=value, allowed=message)
 
 
 def _known_keys(location: list[str]) -> str:

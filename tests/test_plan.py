@@ -1,0 +1,265 @@
+"""The pure plan of each stack against the platform's inventory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.edge import load_plan
+from core.model import secret_names_in
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+# The inventory the platform must reproduce: container -> (image repository, port, route)
+INVENTORY = {
+    "traefik": ("traefik", None, "traefik.4lb.ca"),
+    "postgres": ("postgres", 5432, None),
+    "redis": ("redis", 6379, None),
+    "chromadb": ("chromadb/chroma", 8000, None),
+    "crowdsec": ("crowdsecurity/crowdsec", None, None),
+    "ai-orchestrator-backend": (None, 8001, "ai.4lb.ca/api"),
+    "ai-orchestrator-frontend": ("nginx", 80, "ai.4lb.ca"),
+    "open-webui": ("ghcr.io/open-webui/open-webui", 8080, "llm.4lb.ca"),
+    "prometheus": ("prom/prometheus", 9090, "prometheus.4lb.ca"),
+    "grafana": ("grafana/grafana", 3000, "grafana.4lb.ca"),
+    "cadvisor": ("gcr.io/cadvisor/cadvisor", 8080, None),
+    "node-exporter": ("prom/node-exporter", 9100, None),
+    "code-server": (None, 8443, "code.4lb.ca"),
+    "jsr-solutions-prod": (None, 80, "jsr-solutions.ca"),
+}
+SEED_VOLUMES = {
+    "postgres_data": ("postgres", "/var/lib/postgresql/data"),
+    "redis_data": ("redis", "/data"),
+    "chromadb_data": ("chromadb", "/chroma/chroma"),
+    "traefik_certs": ("traefik", "/letsencrypt"),
+    "grafana_data": ("grafana", "/var/lib/grafana"),
+    "prometheus_data": ("prometheus", "/prometheus"),
+}
+
+
+@pytest.fixture(scope="module")
+def prod():
+    return load_plan("prod", PROJECT)[1]
+
+
+@pytest.fixture(scope="module")
+def dev():
+    return load_plan("dev", PROJECT)[1]
+
+
+@pytest.fixture(scope="module")
+def local():
+    return load_plan("local", PROJECT)[1]
+
+
+def labels_of(container) -> dict[str, str]:
+    return dict(container.labels)
+
+
+@pytest.mark.parametrize("name", sorted(INVENTORY))
+def test_prod_runs_each_container_of_the_inventory(prod, name):
+    repository, port, route = INVENTORY[name]
+    container = prod.container(name)
+    image, _, tag = container.image.rpartition(":")
+    assert tag and tag != "latest", f"{name}: image {container.image} is not pinned"
+    if repository:
+        assert image == repository
+    if port:
+        assert container.port == port
+    if route:
+        host, _, path = route.partition("/")
+        rules = [r.rule for r in container.routes]
+        assert any(f"Host(`{host}`)" in rule for rule in rules), rules
+        if path:
+            assert any(f"PathPrefix(`/{path}`)" in rule for rule in rules), rules
+    else:
+        assert not container.routes
+
+
+def test_jsr_production_site_answers_on_both_client_names(prod):
+    assert set(prod.container("jsr-solutions-prod").public_hostnames) == {
+        "jsr-solutions.ca", "www.jsr-solutions.ca"}
+
+
+def test_only_traefik_publishes_host_ports_and_never_8080(prod, local):
+    for plan in (prod, local):
+        publishing = {c.name: {p.external for p in c.published_ports}
+                      for c in plan.containers if c.published_ports}
+        assert publishing == {"traefik": {80, 443}}
+
+
+def test_seed_volumes_keep_their_names_mounts_and_protection(prod):
+    volumes = {v.name: v for v in prod.volumes}
+    for name, (owner, target) in SEED_VOLUMES.items():
+        assert volumes[name].protected, name
+        mounts = [(m.volume, m.target) for m in prod.container(owner).mounts]
+        assert (name, target) in mounts
+    assert all(v.protected for v in prod.volumes)
+
+
+def test_data_services_stay_off_the_public_network(prod):
+    internal = {n.name for n in prod.networks if n.internal}
+    for name in ("postgres", "redis", "chromadb"):
+        networks = set(prod.container(name).networks)
+        assert "unified-net" not in networks
+        assert networks <= internal
+    # and the backend reaches them
+    assert set(prod.container("postgres").networks) & set(prod.container("ai-orchestrator-backend").networks)
+
+
+def test_monitoring_agents_mount_host_paths_read_only(prod):
+    for name in ("cadvisor", "node-exporter"):
+        host_mounts = [m for m in prod.container(name).mounts if m.host_path]
+        assert host_mounts and all(m.read_only for m in host_mounts)
+
+
+def test_only_the_socket_proxy_sees_the_docker_socket(prod):
+    holders = {c.name for c in prod.containers for m in c.mounts
+               if m.host_path and "docker.sock" in m.host_path}
+    assert holders == {"docker-socket-proxy"}
+    assert all(m.read_only for m in prod.container("docker-socket-proxy").mounts)
+
+
+def test_every_public_router_has_tls_headers_crowdsec_and_its_port(prod, dev):
+    for plan in (prod, dev):
+        for container in plan.containers:
+            labels = labels_of(container)
+            routers = {k.split(".")[3] for k in labels if k.startswith("traefik.http.routers.")}
+            assert len(routers) == len(container.routes), container.name
+            for router in routers:
+                prefix = f"traefik.http.routers.{router}"
+                assert labels[f"{prefix}.entrypoints"] == "websecure"
+                assert labels[f"{prefix}.tls.certresolver"] == "le"
+                middlewares = labels[f"{prefix}.middlewares"].split(",")
+                assert "crowdsec@file" in middlewares
+                assert "security-headers@file" in middlewares
+                service = labels[f"{prefix}.service"]
+                if service != "api@internal":
+                    port = labels[f"traefik.http.services.{service}.loadbalancer.server.port"]
+                    assert int(port) == container.port
+
+
+def test_router_names_are_unique_across_prod_and_dev(prod, dev):
+    names = [k.split(".")[3] for plan in (prod, dev) for c in plan.containers
+             for k, _ in c.labels if k.startswith("traefik.http.routers.") and k.endswith(".rule")]
+    assert len(names) == len(set(names))
+
+
+def test_admin_hostnames_need_basic_auth(prod):
+    for name in ("traefik", "prometheus"):
+        chain = [v for k, v in prod.container(name).labels if k.endswith(".middlewares")]
+        assert chain and all("admin-auth@file" in v for v in chain)
+    dynamic = yaml.safe_load(prod.container("traefik").uploads[1].content)
+    users = dynamic["http"]["middlewares"]["admin-auth"]["basicAuth"]["users"]
+    assert users == ["admin:${secret:admin-password-bcrypt}"]
+
+
+def test_ai_api_is_limited_to_60_requests_a_minute(prod):
+    backend = labels_of(prod.container("ai-orchestrator-backend"))
+    assert any(v.endswith("ratelimit-ai-api@file") or "ratelimit-ai-api@file," in v
+               for k, v in backend.items() if k.endswith(".middlewares"))
+    dynamic = yaml.safe_load(prod.container("traefik").uploads[1].content)
+    limit = dynamic["http"]["middlewares"]["ratelimit-ai-api"]["rateLimit"]
+    assert (limit["average"], limit["period"]) == (60, "1m")
+
+
+def test_traefik_static_configuration(prod):
+    static = yaml.safe_load(prod.container("traefik").uploads[0].content)
+    web = static["entryPoints"]["web"]
+    assert web["address"] == ":80"
+    assert web["http"]["redirections"]["entryPoint"]["to"] == "websecure"
+    assert static["entryPoints"]["websecure"]["address"] == ":443"
+    assert static["providers"]["docker"]["exposedByDefault"] is False
+    assert static["providers"]["docker"]["network"] == "unified-net"
+    assert static["providers"]["file"]["directory"] == "/etc/traefik/dynamic"
+    acme = static["certificatesResolvers"]["le"]["acme"]
+    assert acme["email"] == "admin@4lb.ca"
+    assert acme["storage"] == "/letsencrypt/acme.json"
+    assert acme["httpChallenge"]["entryPoint"] == "web"
+    assert static["api"] == {"dashboard": True}  # never insecure
+    assert "ping" in static and static["accessLog"]["format"] == "json"
+    assert static["global"]["checkNewVersion"] is False
+
+
+def test_cloudflare_dns_challenge_is_an_option(prod):
+    from config import parse_stack_config
+    from config.loading import StackFile
+    from core.build import build_plan
+
+    values = dict(StackFile("prod", PROJECT).values)
+    values["acme"] = {"email": "admin@4lb.ca", "challenge": "cloudflare-dns"}
+    plan = build_plan(parse_stack_config("prod", values), "prod")
+    traefik = plan.container("traefik")
+    static = yaml.safe_load(traefik.uploads[0].content)
+    assert static["certificatesResolvers"]["le"]["acme"]["dnsChallenge"] == {"provider": "cloudflare"}
+    assert ("CF_DNS_API_TOKEN", "${secret:cloudflare-dns-token}") in traefik.env
+    assert "cloudflare-dns-token" in {s.name for s in plan.secrets}
+
+
+def test_one_dns_record_per_public_hostname_in_its_zone(prod):
+    records = {r.name: r.zone for r in prod.dns_records}
+    expected_4lb = {f"{sub}.4lb.ca" for sub in ("ai", "llm", "code", "grafana", "prometheus", "traefik")}
+    assert records == {**{h: "4lb.ca" for h in expected_4lb},
+                       "jsr-solutions.ca": "jsr-solutions.ca",
+                       "www.jsr-solutions.ca": "jsr-solutions.ca"}
+
+
+def test_dev_has_only_the_jsr_sites_on_prods_network(dev, prod):
+    assert {c.name for c in dev.containers} == {"jsr-dev", "jsr-solutions"}
+    assert [(n.name, n.external) for n in dev.networks] == [("unified-net", True)]
+    assert not dev.volumes and not dev.secrets
+    assert set(dev.container("jsr-dev").public_hostnames) == {"jsr.4lb.ca"}
+    dev_hosts = set(dev.public_hostnames)
+    assert all(h.endswith(".4lb.ca") for h in dev_hosts)
+    assert not dev_hosts & set(prod.public_hostnames)
+    assert {r.zone for r in dev.dns_records} == {"4lb.ca"}
+
+
+def test_local_stack_uses_localhost_names_no_dns_and_no_acme(local):
+    assert local.public_hostnames and all(h.endswith(".localhost") for h in local.public_hostnames)
+    assert not local.dns_records
+    static = yaml.safe_load(local.container("traefik").uploads[0].content)
+    assert "certificatesResolvers" not in static
+    for container in local.containers:
+        assert not any(k.endswith("certresolver") for k, _ in container.labels)
+
+
+def test_no_secret_value_or_placeholder_in_labels(prod):
+    for container in prod.containers:
+        for key, value in container.labels:
+            assert not secret_names_in(value), (container.name, key)
+
+
+def test_databases_stop_first_with_time_to_shut_down(prod):
+    for name in ("postgres", "redis", "chromadb"):
+        container = prod.container(name)
+        assert container.update_order == "stop-first"
+        assert container.stop_grace_s >= 30
+    for name in ("jsr-solutions-prod", "ai-orchestrator-frontend", "ai-orchestrator-backend"):
+        assert prod.container(name).update_order == "start-first"
+        assert prod.container(name).healthcheck is not None
+
+
+def test_every_container_is_hardened(prod):
+    for container in prod.containers:
+        assert container.restart == "unless-stopped"
+        assert "no-new-privileges:true" in container.security_opts
+        assert container.memory_mb > 0 and container.log_max_size
+
+
+def test_a_client_site_is_a_few_lines_of_config():
+    from config import parse_stack_config
+    from config.loading import StackFile
+    from core.build import build_plan
+
+    values = dict(StackFile("prod", PROJECT).values)
+    values["zones"] = values["zones"] + ["toilettage.ca"]
+    values["sites"] = {**values["sites"], "toilettage": {
+        "image": "toilettage-web:1.0.0", "hostnames": ["toilettage.ca", "www.toilettage.ca"]}}
+    plan = build_plan(parse_stack_config("prod", values), "prod")
+    site = plan.container("toilettage")
+    assert set(site.public_hostnames) == {"toilettage.ca", "www.toilettage.ca"}
+    assert {r.name: r.zone for r in plan.dns_records}["www.toilettage.ca"] == "toilettage.ca"
+    assert site.networks == ("unified-net",)
