@@ -63,7 +63,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["result"] = GENERATED_PREFIX + args.name
             state["bcryptHash"] = "$2a$10$" + "h" * 53
         elif args.typ == "docker:index/remoteImage:RemoteImage":
-            state["imageId"] = "sha256:" + args.inputs["name"]
+            state["imageId"] = "sha256:" + args.inputs.get("name", args.name)
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
