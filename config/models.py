@@ -83,6 +83,8 @@ class SiteSettings(_Model):
     port: Port = 80
     memory_mb: MemoryMb = 256
     health_path: str = Field(default="/", pattern=r"^/[A-Za-z0-9._~/%-]*$")
+    # for an image without wget: the command Docker runs to check health
+    healthcheck: Optional[list[str]] = Field(default=None, min_length=1)
     content_security_policy: Optional[str] = Field(default=None, pattern=r"^[^`\n\r]+$")
     env: EnvVars = Field(default_factory=dict)
     bind_mounts: list[BindMount] = Field(default_factory=list)
@@ -142,6 +144,99 @@ class DnsSettings(_Model):
         return self
 
 
+_EMAIL = re.compile(r"^[^@\s`'\"]+@[^@\s`'\"]+\.[a-z]{2,}$")
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("allowed: an email address such as ops@4lb.ca")
+    return value
+
+
+EmailAddress = Annotated[str, AfterValidator(_check_email)]
+
+
+class SmtpSettings(_Model):
+    """The mail server Alertmanager sends through. Its password is a secret:
+    `pulumi config set --secret fourlb:smtpPassword` (needed when `username` is set)."""
+
+    host: Hostname
+    port: Port = 587
+    from_address: EmailAddress
+    to: list[EmailAddress] = Field(min_length=1)
+    username: Optional[str] = Field(default=None, pattern=r"^[^\s'\"`]+$")
+    # STARTTLS; only a relay on a trusted network may do without it
+    require_tls: bool = True
+
+
+class AlertingSettings(_Model):
+    """When Prometheus raises an alert, and where Alertmanager sends it."""
+
+    cpu_percent: float = Field(default=90, gt=0, le=100)
+    disk_percent: float = Field(default=90, gt=0, le=100)
+    cert_days: int = Field(default=14, ge=1, le=89)
+    # share of a Traefik service's answers that are 5xx
+    server_error_ratio: float = Field(default=0.05, gt=0, le=1)
+    # a daily backup plus slack for a slow run
+    backup_max_age_hours: int = Field(default=26, ge=1, le=24 * 14)
+    # without it alerts are only visible in Alertmanager and Grafana
+    smtp: Optional[SmtpSettings] = None
+
+
+_CRON_FIELD = re.compile(r"^[0-9*][0-9*,/-]*$")
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+class S3Remote(_Model):
+    """An S3-compatible bucket holding the encrypted off-site copies (a restic
+    repository). Secrets: fourlb:backupS3AccessKeyId, fourlb:backupS3SecretAccessKey
+    and fourlb:backupResticPassword (keep a copy of the last one off this host)."""
+
+    endpoint: str
+    bucket: str
+    region: Optional[str] = Field(default=None, pattern=r"^[a-z0-9-]+$")
+    # a folder of the bucket; default: the platform domain, so stacks can share a bucket
+    prefix: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        match = re.match(r"^(https?)://([A-Za-z0-9.-]+|\[::1\])(:[0-9]{1,5})?/?$", value)
+        if not match:
+            raise ValueError("allowed: an endpoint URL such as https://s3.ca-central-1.amazonaws.com")
+        if match.group(1) == "http" and match.group(2) not in _LOOPBACK_HOSTS:
+            raise ValueError("allowed: https:// (plain http only for a server on this host)")
+        return value.rstrip("/")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if not _S3_BUCKET.match(value) or ".." in value:
+            raise ValueError("allowed: an S3 bucket name: 3-63 lowercase letters, digits, "
+                             "dots and dashes")
+        return value
+
+
+class BackupSettings(_Model):
+    """The daily backup: database dumps and volume snapshots, kept on this host
+    and, when `remote` is set, copied to an S3-compatible bucket."""
+
+    schedule: str = "15 3 * * *"  # cron, in UTC
+    local_retention_days: int = Field(default=7, ge=1, le=365)
+    remote_retention_days: int = Field(default=30, ge=1, le=3650)
+    remote: Optional[S3Remote] = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ValueError("allowed: a 5-field cron expression (minute hour day month "
+                             "weekday, UTC) of digits, '*', ',', '-' and '/', e.g. '15 3 * * *'")
+        return " ".join(fields)
+
+
 class StackConfig(_Model):
     """Everything one stack needs. `role` decides what it deploys:
 
@@ -165,6 +260,8 @@ class StackConfig(_Model):
     services: dict[Name, ServiceSettings] = Field(default_factory=dict)
     sites: dict[Name, SiteSettings] = Field(default_factory=dict)
     routes: list[ExtraRoute] = Field(default_factory=list)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
     @model_validator(mode="after")
     def _role_rules(self) -> "StackConfig":
@@ -173,6 +270,10 @@ class StackConfig(_Model):
                 raise ValueError("edgeStack: a sites stack must name the stack whose Traefik serves it")
             if self.services:
                 raise ValueError("services: a sites stack runs no platform services")
+            for key in ("alerting", "backup"):
+                if key in self.model_fields_set:
+                    raise ValueError(f"{key}: a sites stack has no monitoring or backups of its "
+                                     "own; the platform stack of its edge covers the host")
             for zone in self.zones:
                 if not is_within_zone(zone, self.platform_domain):
                     raise ValueError(

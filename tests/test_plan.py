@@ -263,3 +263,17 @@ def test_a_client_site_is_a_few_lines_of_config():
     assert set(site.public_hostnames) == {"toilettage.ca", "www.toilettage.ca"}
     assert {r.name: r.zone for r in plan.dns_records}["www.toilettage.ca"] == "toilettage.ca"
     assert site.networks == ("unified-net",)
+
+
+def test_a_site_image_without_wget_can_bring_its_own_health_check():
+    from config import parse_stack_config
+    from config.loading import StackFile
+    from core.build import build_plan
+
+    values = dict(StackFile("prod", PROJECT).values)
+    values["sites"] = {"api-docs": {"image": "docs:2.0", "hostnames": ["docs.4lb.ca"], "port": 3000,
+                                    "healthcheck": ["/app/healthcheck", "--port", "3000"]}}
+    site = build_plan(parse_stack_config("prod", values), "prod").container("api-docs")
+    assert site.healthcheck.test == ("CMD", "/app/healthcheck", "--port", "3000")
+    default = build_plan(parse_stack_config("prod", dict(StackFile("prod", PROJECT).values)), "prod")
+    assert default.container("jsr-solutions-prod").healthcheck.test[-1] == "http://127.0.0.1:80/"
