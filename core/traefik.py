@@ -180,6 +180,9 @@ def instance_suffix(container: Container, salt: Iterable[Any] = ()) -> str:
         "uploads": [(u.path, u.content, u.mode) for u in container.uploads],
         "command": container.command,
         "csp": container.content_security_policy,
+        "labels": container.labels,
+        "healthcheck": container.healthcheck,
+        "ports": container.published_ports,
         "salt": list(salt),
     }
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
@@ -187,7 +190,21 @@ def instance_suffix(container: Container, salt: Iterable[Any] = ()) -> str:
 
 
 def labels(container: Container, config: StackConfig, stack: str) -> tuple[tuple[str, str], ...]:
-    """All Docker labels of one container, sorted."""
+    """All Docker labels of one container, sorted.
+
+    Start-first containers get their instance suffix in every router, service
+    and middleware name. It is a digest of the labels themselves (drafted with
+    a placeholder suffix) and of the container's other replacing inputs, so any
+    change to a label's value also renames what the label defines.
+    """
+    if container.update_order == "stop-first" or not container.routes:
+        return _labels(container, config, stack, suffix="")
+    draft = _labels(container, config, stack, suffix="-{instance}")
+    return _labels(container, config, stack, suffix="-" + instance_suffix(container, draft))
+
+
+def _labels(container: Container, config: StackConfig, stack: str,
+            suffix: str) -> tuple[tuple[str, str], ...]:
     result: dict[str, str] = {
         "fourlb.service": container.name,
         "fourlb.stack": stack,
@@ -195,7 +212,6 @@ def labels(container: Container, config: StackConfig, stack: str) -> tuple[tuple
         "fourlb.update-order": container.update_order,
     }
     if container.routes:
-        suffix = "" if container.update_order == "stop-first" else "-" + instance_suffix(container)
         result["traefik.enable"] = "true"
         result["traefik.docker.network"] = config.shared_network
         service = f"{container.name}{suffix}"

@@ -277,3 +277,26 @@ def test_a_site_image_without_wget_can_bring_its_own_health_check():
     assert site.healthcheck.test == ("CMD", "/app/healthcheck", "--port", "3000")
     default = build_plan(parse_stack_config("prod", dict(StackFile("prod", PROJECT).values)), "prod")
     assert default.container("jsr-solutions-prod").healthcheck.test[-1] == "http://127.0.0.1:80/"
+
+
+def _router_names(plan, name):
+    return {k.split(".")[3] for k, _ in plan.container(name).labels if k.startswith("traefik.http.routers.")}
+
+
+def test_a_changed_label_value_renames_a_start_first_router():
+    """Old and new container coexist during an update: they must not define one
+    router name two different ways, or Traefik drops both."""
+    from config import parse_stack_config
+    from config.loading import StackFile
+    from core.build import build_plan
+
+    values = dict(StackFile("dev", PROJECT).values)
+    base = build_plan(parse_stack_config("dev", values), "dev")
+    self_signed = build_plan(parse_stack_config("dev", {**values, "tls": "self-signed"}), "dev")
+    assert _router_names(base, "jsr-dev").isdisjoint(_router_names(self_signed, "jsr-dev"))
+    sites = {**values["sites"], "jsr-dev": {**values["sites"]["jsr-dev"],
+                                            "contentSecurityPolicy": "default-src 'self'"}}
+    with_csp = build_plan(parse_stack_config("dev", {**values, "sites": sites}), "dev")
+    assert _router_names(base, "jsr-dev").isdisjoint(_router_names(with_csp, "jsr-dev"))
+    # an unrelated site keeps its router
+    assert _router_names(base, "jsr-solutions") == _router_names(with_csp, "jsr-solutions")
