@@ -1,0 +1,248 @@
+"""What changes between two plan documents, in the terms a reviewer cares
+about: routes, DNS records, container replacements, volumes at risk."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+# Docker cannot change these on a running container: Pulumi replaces it (the
+# Docker provider updates only restart policy and resources in place).
+REPLACING_FIELDS = ("image", "labels", "env", "networks", "mounts", "uploads", "command",
+                    "published_ports", "healthcheck", "logging", "security_opts")
+# Values that may carry credentials or whole files: only their names are shown.
+NAMES_ONLY_FIELDS = ("env", "uploads")
+# Short values a reviewer wants to read as before -> after.
+SHOWN_FIELDS = ("image", "memory_mb", "restart", "update_order", "stop_grace_s", "port", "role")
+# A route whose target changes is "re-pointed"; a new middleware chain or TLS
+# resolver leaves the same container answering, and is only "changed".
+ROUTE_TARGET_FIELDS = ("container", "port", "service")
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    names: tuple[str, ...] = ()  # env names, upload paths, label keys, networks, mount targets
+    before: Optional[str] = None
+    after: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Change:
+    subject: str  # a hostname (with path), a DNS record, a container, a volume, a network
+    kind: str  # added | removed | re-pointed | changed | replaced | updated
+    before: str = ""
+    after: str = ""
+    fields: tuple[FieldChange, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StackDiff:
+    stack: str
+    base: str  # what the plan is compared with: a git ref or another stack
+    head: str
+    routes: tuple[Change, ...] = ()
+    dns: tuple[Change, ...] = ()
+    containers: tuple[Change, ...] = ()
+    volumes: tuple[Change, ...] = ()
+    networks: tuple[Change, ...] = ()
+    notes: tuple[str, ...] = ()
+    # True: one stack at two points in time, so a removed volume is deleted
+    # data. False: two different stacks, where a removal is only a difference.
+    same_stack: bool = True
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.routes or self.dns or self.containers or self.volumes or self.networks)
+
+    @property
+    def volumes_at_risk(self) -> tuple[str, ...]:
+        """Volumes whose data a deployment could delete or leave unprotected."""
+        if not self.same_stack:
+            return ()
+        return tuple(c.subject for c in self.volumes if c.kind in ("removed", "unprotected"))
+
+
+def diff_documents(base: dict[str, Any], head: dict[str, Any], stack: str,
+                   base_label: str, head_label: str, same_stack: bool = True) -> StackDiff:
+    notes: tuple[str, ...] = ()
+    if base.get("stack") is None:
+        notes += (f"{base_label} has no plan of this stack: everything shows as added",)
+    elif base.get("format") != head.get("format"):
+        notes += (f"the base plan is in format {base.get('format')} and this one in format "
+                  f"{head.get('format')}: some changes may only be the format's",)
+    return StackDiff(
+        stack=stack, base=base_label, head=head_label,
+        routes=_keyed_changes(_routes_by_key(base), _routes_by_key(head), _route_change,
+                              _route_target),
+        dns=_keyed_changes(_records_by_key(base), _records_by_key(head), _record_change,
+                           _record_value),
+        containers=_keyed_changes(base.get("containers", {}), head.get("containers", {}),
+                                  _container_change, lambda c: c["image"]),
+        volumes=_keyed_changes(base.get("volumes", {}), head.get("volumes", {}),
+                               _volume_change, _volume_state),
+        networks=_keyed_changes(base.get("networks", {}), head.get("networks", {}),
+                                _network_change, _network_kind),
+        notes=notes,
+        same_stack=same_stack,
+    )
+
+
+def _keyed_changes(base: dict[str, Any], head: dict[str, Any],
+                   compare: Callable[[str, Any, Any], Optional[Change]],
+                   describe: Callable[[Any], str]) -> tuple[Change, ...]:
+    changes = []
+    for key in sorted(base.keys() | head.keys()):
+        if key not in head:
+            changes.append(Change(key, "removed", before=describe(base[key])))
+        elif key not in base:
+            changes.append(Change(key, "added", after=describe(head[key])))
+        elif base[key] != head[key]:
+            change = compare(key, base[key], head[key])
+            if change:
+                changes.append(change)
+    return tuple(changes)
+
+
+# Routes
+
+
+def _routes_by_key(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {route["hostname"] + (route["path_prefix"] or ""): route
+            for route in document.get("routes", [])}
+
+
+def _route_target(route: dict[str, Any]) -> str:
+    if route.get("service"):
+        return f"{route['container']} ({route['service']})"
+    return f"{route['container']}:{route['port']}"
+
+
+def _route_change(key: str, before: dict[str, Any], after: dict[str, Any]) -> Change:
+    fields = tuple(FieldChange(name, before=_short(before.get(name)), after=_short(after.get(name)))
+                   for name in sorted(before.keys() | after.keys())
+                   if before.get(name) != after.get(name))
+    repointed = any(before.get(name) != after.get(name) for name in ROUTE_TARGET_FIELDS)
+    return Change(key, "re-pointed" if repointed else "changed",
+                  before=_route_target(before), after=_route_target(after), fields=fields)
+
+
+# DNS records
+
+
+def _records_by_key(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f"{record['name']} {record['type']}": {**record, "zone": zone}
+            for zone, records in document.get("dns", {}).items() for record in records}
+
+
+def _record_value(record: dict[str, Any]) -> str:
+    proxied = " (proxied)" if record["proxied"] else ""
+    return f"{record['content']}{proxied} in zone {record['zone']}"
+
+
+def _record_change(key: str, before: dict[str, Any], after: dict[str, Any]) -> Change:
+    fields = tuple(FieldChange(name, before=_short(before[name]), after=_short(after[name]))
+                   for name in sorted(before) if before[name] != after.get(name))
+    return Change(key, "changed", before=_record_value(before), after=_record_value(after),
+                  fields=fields)
+
+
+# Containers
+
+
+def _container_change(name: str, before: dict[str, Any], after: dict[str, Any]) -> Change:
+    fields = [_field_change(key, before.get(key), after.get(key))
+              for key in sorted(before.keys() | after.keys())
+              if key != "labels" and before.get(key) != after.get(key)]
+    if before.get("labels") != after.get("labels"):
+        labels = _labels_change(name, before.get("labels") or {}, after.get("labels") or {})
+        # a new instance suffix alone follows from the other changes listed
+        if labels.names or not any(f.field in REPLACING_FIELDS for f in fields):
+            fields.append(labels)
+    fields.sort(key=lambda f: f.field)
+    replaced = any(f.field in REPLACING_FIELDS for f in fields)
+    # stop-first: the old container goes before the new one starts (see core.model)
+    downtime = replaced and after.get("update_order") == "stop-first"
+    return Change(name, "replaced" if replaced else "updated",
+                  before=before["image"], after=after["image"], fields=tuple(fields),
+                  note="stop-first: down until its replacement is healthy" if downtime else "")
+
+
+def _field_change(key: str, before: Any, after: Any) -> FieldChange:
+    if key in SHOWN_FIELDS:
+        return FieldChange(key, before=_short(before), after=_short(after))
+    if key in NAMES_ONLY_FIELDS:
+        return FieldChange(key, names=_changed_keys(before or {}, after or {}))
+    if isinstance(before, dict) and isinstance(after, dict):
+        return FieldChange(key, names=_changed_keys(before, after))
+    if key == "mounts":
+        return FieldChange(key, names=_changed_keys(_by_target(before), _by_target(after)))
+    if key in ("networks", "published_ports", "security_opts", "secrets", "volumes"):
+        return FieldChange(key, names=tuple(sorted(set(before or ()) ^ set(after or ()))))
+    return FieldChange(key)
+
+
+def _labels_change(name: str, before: dict[str, str], after: dict[str, str]) -> FieldChange:
+    changed = _changed_keys(_without_instance_suffix(name, before),
+                            _without_instance_suffix(name, after))
+    return FieldChange("labels", names=changed)
+
+
+def _without_instance_suffix(name: str, labels: dict[str, str]) -> dict[str, str]:
+    """Labels with the instance suffix taken out of router and service names.
+
+    A start-first container's routers and service are named `<name>-<6 hex>`, a
+    hash of its inputs (core.traefik.instance_suffix): every replacement renames
+    all of them, which would hide the one label that really changed.
+    """
+    service_key = re.compile(rf"^traefik\.http\.services\.{re.escape(name)}-([0-9a-f]{{6}})\.")
+    suffixes = {match.group(1) for key in labels if (match := service_key.match(key))}
+    if len(suffixes) != 1:
+        return labels
+    tag = "-" + suffixes.pop()
+    return {key.replace(tag, ""): value.replace(tag, "") for key, value in labels.items()}
+
+
+def _changed_keys(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k)))
+
+
+def _by_target(mounts: Optional[list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    return {mount["target"]: mount for mount in mounts or ()}
+
+
+# Volumes and networks
+
+
+def _volume_state(volume: dict[str, Any]) -> str:
+    return "protected" if volume["protected"] else "not protected"
+
+
+def _volume_change(name: str, before: dict[str, Any], after: dict[str, Any]) -> Optional[Change]:
+    if before["protected"] and not after["protected"]:
+        return Change(name, "unprotected", before="protected", after="not protected")
+    if before["protected"] != after["protected"]:
+        return Change(name, "changed", before=_volume_state(before), after=_volume_state(after))
+    return None  # a new purpose or user is a change of the containers, reported there
+
+
+def _network_kind(network: dict[str, Any]) -> str:
+    if network["external"]:
+        return "joined"
+    return "internal" if network["internal"] else "with egress"
+
+
+def _network_change(name: str, before: dict[str, Any], after: dict[str, Any]) -> Optional[Change]:
+    if _network_kind(before) == _network_kind(after):
+        return None  # only the purpose text changed: nothing Docker sees
+    return Change(name, "changed", before=_network_kind(before), after=_network_kind(after))
+
+
+def _short(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)

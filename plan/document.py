@@ -1,0 +1,139 @@
+"""A stack's plan as a plain, JSON-ready document: the form that is printed,
+compared between stacks or git refs, and tested.
+
+Only lists, dicts, strings, numbers, booleans and None appear, with every list
+in a fixed order, so that two documents of one plan serialize to the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Optional
+
+from config.models import StackConfig
+from core.edge import edge_owner
+from core.model import SELF_HEADERS, Container, Plan, Route
+from core.traefik import CERT_RESOLVER
+
+# Bump when the shape changes: a diff against a ref written with another
+# version would otherwise report the reshaping as changes to the platform.
+FORMAT_VERSION = 1
+
+EMPTY_DOCUMENT: dict[str, Any] = {
+    "format": FORMAT_VERSION, "stack": None, "role": None, "edge": None,
+    "routes": [], "dns": {}, "containers": {}, "networks": {}, "volumes": {}, "secrets": [],
+}
+
+
+def to_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True, indent=2) + "\n"
+
+
+def fingerprint(text: str) -> str:
+    """Env values and uploaded files stay out of anything printed (plans end up
+    in CI logs and pull-request comments); their hash shows that one changed."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan_document(config: StackConfig, plan: Plan) -> dict[str, Any]:
+    return {
+        "format": FORMAT_VERSION,
+        "stack": plan.stack,
+        "role": plan.role,
+        # a sites stack is served by the Traefik of its edge stack
+        "edge": edge_owner(plan.stack, config),
+        "routes": _routes(config, plan),
+        "dns": _dns(plan),
+        "containers": {c.name: _container(c) for c in plan.containers},
+        "networks": {n.name: {"internal": n.internal, "external": n.external, "purpose": n.purpose}
+                     for n in plan.networks},
+        "volumes": _volumes(plan),
+        "secrets": sorted(s.name for s in plan.secrets),
+    }
+
+
+def _routes(config: StackConfig, plan: Plan) -> list[dict[str, Any]]:
+    resolver = CERT_RESOLVER if config.tls == "letsencrypt" else None
+    rows = [_route_row(container, route, host, resolver)
+            for container in plan.containers
+            for route in container.routes
+            for host in route.hostnames]
+    return sorted(rows, key=lambda row: (row["hostname"], row["path_prefix"] or ""))
+
+
+def _route_row(container: Container, route: Route, hostname: str,
+               resolver: Optional[str]) -> dict[str, Any]:
+    return {
+        "hostname": hostname,
+        "path_prefix": route.path_prefix,
+        "container": container.name,
+        # a Traefik internal service (the dashboard) has no container port
+        "port": None if route.internal_service else route.port,
+        "service": route.internal_service,
+        "middlewares": [_middleware_name(m, container) for m in route.middlewares],
+        "tls_resolver": resolver,
+    }
+
+
+def _middleware_name(middleware: str, container: Container) -> str:
+    # The real label name carries the instance suffix, which changes on every
+    # replacement; the stable name keeps unchanged routes from looking changed.
+    return f"{container.name}-headers@docker" if middleware == SELF_HEADERS else middleware
+
+
+def _dns(plan: Plan) -> dict[str, list[dict[str, Any]]]:
+    zones: dict[str, list[dict[str, Any]]] = {zone: [] for zone in plan.dns_zones}
+    for record in sorted(plan.dns_records, key=lambda r: (r.name, r.type)):
+        zones.setdefault(record.zone, []).append({
+            "name": record.name, "type": record.type, "content": record.content,
+            "proxied": record.proxied, "ttl": record.ttl,
+        })
+    return zones
+
+
+def _container(container: Container) -> dict[str, Any]:
+    health = container.healthcheck
+    return {
+        "image": container.image,
+        "role": container.role,
+        "port": container.port,
+        "networks": list(container.networks),
+        "volumes": sorted({m.volume for m in container.mounts if m.volume}),
+        "update_order": container.update_order,
+        "env": {name: fingerprint(value) for name, value in container.env},
+        "uploads": {u.path: {"mode": u.mode, "content": fingerprint(u.content)}
+                    for u in container.uploads},
+        "labels": dict(container.labels),
+        "mounts": [_mount(m) for m in sorted(container.mounts, key=lambda m: m.target)],
+        "command": list(container.command),
+        "published_ports": [f"{p.external}:{p.internal}/{p.protocol}"
+                            for p in container.published_ports],
+        "healthcheck": None if health is None else {
+            "test": list(health.test), "interval_s": health.interval_s,
+            "timeout_s": health.timeout_s, "retries": health.retries,
+            "start_period_s": health.start_period_s,
+        },
+        "memory_mb": container.memory_mb,
+        "restart": container.restart,
+        "stop_grace_s": container.stop_grace_s,
+        "logging": {"max_size": container.log_max_size, "max_files": container.log_max_files},
+        "security_opts": list(container.security_opts),
+        "secrets": sorted(container.secret_names()),
+    }
+
+
+def _mount(mount) -> dict[str, Any]:
+    source = {"volume": mount.volume} if mount.volume else {"host_path": mount.host_path}
+    return {"target": mount.target, "read_only": mount.read_only, **source}
+
+
+def _volumes(plan: Plan) -> dict[str, dict[str, Any]]:
+    users: dict[str, list[str]] = {}
+    for container in plan.containers:
+        for mount in container.mounts:
+            if mount.volume:
+                users.setdefault(mount.volume, []).append(container.name)
+    return {v.name: {"purpose": v.purpose, "protected": v.protected,
+                     "used_by": sorted(set(users.get(v.name, [])))}
+            for v in plan.volumes}

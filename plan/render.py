@@ -1,0 +1,73 @@
+"""The plan document as a readable Markdown page (`python -m plan STACK`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .markdown import code, table
+
+
+def plan_markdown(document: dict[str, Any]) -> str:
+    lines = [f"# Plan of stack {code(document['stack'])}", ""]
+    lines.append(f"Role: {document['role']}. Served by the Traefik of stack "
+                 f"{code(document['edge'])}.")
+    sections = (("Routes", _routes), ("DNS records", _dns), ("Containers", _containers),
+                ("Volumes", _volumes), ("Networks", _networks), ("Secrets", _secrets))
+    for title, render in sections:
+        lines += ["", f"## {title}", ""] + render(document)
+    return "\n".join(lines) + "\n"
+
+
+def _routes(document: dict[str, Any]) -> list[str]:
+    rows = [(
+        code(r["hostname"]),
+        code(r["path_prefix"]) if r["path_prefix"] else "",
+        f"{r['container']} ({r['service']})" if r["service"] else f"{r['container']}:{r['port']}",
+        ", ".join(r["middlewares"]),
+        r["tls_resolver"] or "default certificate",
+    ) for r in document["routes"]]
+    return table(("Hostname", "Path prefix", "Target", "Middlewares", "TLS resolver"), rows)
+
+
+def _dns(document: dict[str, Any]) -> list[str]:
+    if not document["dns"]:
+        return ["No DNS records are managed by this stack."]
+    lines: list[str] = []
+    for zone, records in sorted(document["dns"].items()):
+        rows = [(code(r["name"]), r["type"], r["content"], "yes" if r["proxied"] else "no")
+                for r in records]
+        lines += [f"### Zone {code(zone)}", ""] + table(("Name", "Type", "Content", "Proxied"), rows)
+        lines.append("")
+    return lines[:-1]
+
+
+def _containers(document: dict[str, Any]) -> list[str]:
+    rows = [(
+        code(name), code(c["image"]), c["role"], ", ".join(c["networks"]),
+        ", ".join(c["volumes"]), c["update_order"], c["memory_mb"],
+    ) for name, c in sorted(document["containers"].items())]
+    return table(("Container", "Image", "Role", "Networks", "Volumes", "Update order",
+                  "Memory (MB)"), rows)
+
+
+def _volumes(document: dict[str, Any]) -> list[str]:
+    rows = [(
+        code(name), v["purpose"], "protected" if v["protected"] else "**not protected**",
+        ", ".join(v["used_by"]),
+    ) for name, v in sorted(document["volumes"].items())]
+    return table(("Volume", "Holds", "Protection", "Used by"), rows)
+
+
+def _networks(document: dict[str, Any]) -> list[str]:
+    def kind(n: dict[str, Any]) -> str:
+        if n["external"]:
+            return "joined (owned by the edge stack)"
+        return "internal" if n["internal"] else "with egress"
+    rows = [(code(name), kind(n), n["purpose"]) for name, n in sorted(document["networks"].items())]
+    return table(("Network", "Kind", "Purpose"), rows)
+
+
+def _secrets(document: dict[str, Any]) -> list[str]:
+    if not document["secrets"]:
+        return ["_none_"]
+    return [", ".join(code(name) for name in document["secrets"])]
