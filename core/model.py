@@ -142,7 +142,8 @@ class Container:
 
     @property
     def public_hostnames(self) -> tuple[str, ...]:
-        return tuple(h for route in self.routes for h in route.hostnames)
+        # a hostname served on two paths is still one hostname
+        return tuple(dict.fromkeys(h for route in self.routes for h in route.hostnames))
 
 
 @dataclass(frozen=True)
@@ -192,4 +193,4 @@ class Plan:
 
     @property
     def public_hostnames(self) -> tuple[str, ...]:
-        return tuple(h for c in self.containers for h in c.public_hostnames)
+        return tuple(dict.fromkeys(h for c in self.containers for h in c.public_hostnames))
