@@ -51,6 +51,7 @@ def _problem(values: Mapping[str, Any], error: Mapping[str, Any]) -> Problem:
         location = location[:-1]
         value: Any = location[-1]
     else:
+        location = _user_location(values, location)
         value = _lookup(values, location)
     key = f"{NAMESPACE}:" + ".".join(location) if location else f"{NAMESPACE}:(stack)"
     return Problem(key=key, value=value, allowed=message)
@@ -60,6 +61,21 @@ def _known_keys(location: list[str]) -> str:
     if len(location) == 1:
         return ", ".join(config_keys())
     return "see config/models.py"
+
+
+def _user_location(values: Any, location: list[str]) -> list[str]:
+    """The part of pydantic's location that the stack file has: below a plain
+    value pydantic adds steps of its own (the members of a union, such as
+    `lax-or-strict[...]`), which name nothing a user can write."""
+    current = values
+    for depth, part in enumerate(location):
+        if isinstance(current, Mapping):
+            current = current.get(part, MISSING)
+        elif isinstance(current, list) and part.isdigit():
+            current = current[int(part)] if int(part) < len(current) else MISSING
+        elif current is not MISSING:
+            return location[:depth]
+    return location
 
 
 def _lookup(values: Any, location: list[str]) -> Any:

@@ -8,6 +8,7 @@ Everything here is checked before any resource is declared.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 from typing import Annotated, Literal, Optional
 
@@ -19,6 +20,13 @@ from .types import Hostname, Image, MemoryMb, Name, Port, is_within_zone
 # Plain env values are visible in `docker inspect`, the state and the preview:
 # anything that looks like a credential must come from a secret instead.
 _SECRET_LOOKING_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY)", re.I)
+_SECRET_LOOKING_VALUE = re.compile(
+    r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@"  # a URL with a password
+    r"|\$(2[abxy]\$\d\d|apr1)\$",  # a bcrypt or apr1 password hash
+    re.I)
+# `${secret:NAME}` is how the plan asks for one of the platform's own secrets:
+# in a setting it would hand that secret to whatever container the setting is for.
+_PLACEHOLDER = "${secret:"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -29,14 +37,17 @@ class _Model(BaseModel):
 
 
 def _check_env(env: dict[str, str]) -> dict[str, str]:
-    for key in env:
+    for key, value in env.items():
         if not _ENV_NAME.match(key):
             raise ValueError(f"env name {key!r}: allowed: letters, digits and '_'")
-        if _SECRET_LOOKING_ENV.search(key):
+        if _SECRET_LOOKING_ENV.search(key) or _SECRET_LOOKING_VALUE.search(value):
             raise ValueError(
                 f"env {key!r} looks like a credential: allowed: non-secret values only; "
                 "declare credentials as secrets (pulumi config set --secret)"
             )
+        if _PLACEHOLDER in value:
+            raise ValueError(f"env {key!r}: allowed: plain text without {_PLACEHOLDER!r}, "
+                             "which is reserved for the platform's secrets")
     return env
 
 
@@ -53,9 +64,12 @@ class BindMount(_Model):
     @field_validator("host_path")
     @classmethod
     def _not_docker_socket(cls, value: str) -> str:
-        if value.rstrip("/") in ("/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run"):
+        # `//var/run/./docker.sock/` is the socket too, and / and /var contain it
+        path = "/" + posixpath.normpath(value).lstrip("/")
+        if path in ("/var/run/docker.sock", "/run/docker.sock", "/var/run", "/run", "/var", "/"):
             raise ValueError(
-                "allowed: any host path but the Docker socket; only the socket proxy reads it"
+                "allowed: any host path but the Docker socket and the directories that hold "
+                "it (/, /var, /run, /var/run); only the socket proxy reads it"
             )
         return value
 
@@ -85,10 +99,18 @@ class SiteSettings(_Model):
     health_path: str = Field(default="/", pattern=r"^/[A-Za-z0-9._~/%-]*$")
     # for an image without wget: the command Docker runs to check health
     healthcheck: Optional[list[str]] = Field(default=None, min_length=1)
-    content_security_policy: Optional[str] = Field(default=None, pattern=r"^[^`\n\r]+$")
+    # a header value: no control characters (nor backticks, for good measure)
+    content_security_policy: Optional[str] = Field(default=None, pattern=r"^[^`\x00-\x1f\x7f]+$")
     env: EnvVars = Field(default_factory=dict)
     bind_mounts: list[BindMount] = Field(default_factory=list)
 
+    @field_validator("content_security_policy")
+    @classmethod
+    def _no_placeholder(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and _PLACEHOLDER in value:
+            raise ValueError(f"allowed: a policy without {_PLACEHOLDER!r}, which is reserved "
+                             "for the platform's secrets")
+        return value
 
 
 class ExtraRoute(_Model):

@@ -28,10 +28,12 @@ _IMAGE = re.compile(
 )
 
 
+# The patterns are applied with fullmatch: with `match`, `$` also matches before a
+# trailing newline, and "shop\n" would reach a label key.
 def _check_hostname(value: str) -> str:
     if value == "localhost":  # the zone of the local stack
         return value
-    if value != value.lower() or not _HOSTNAME.match(value) or len(value) > 253:
+    if value != value.lower() or not _HOSTNAME.fullmatch(value) or len(value) > 253:
         raise ValueError(
             "allowed: a lowercase DNS name with at least two labels of letters, digits "
             "and inner dashes, e.g. ai.4lb.ca"
@@ -40,7 +42,7 @@ def _check_hostname(value: str) -> str:
 
 
 def _check_name(value: str) -> str:
-    if not _NAME.match(value) or len(value) > 40:
+    if not _NAME.fullmatch(value) or len(value) > 40:
         raise ValueError(
             "allowed: 1-40 lowercase letters, digits and single inner dashes, starting "
             "with a letter (no '.', '@', '_', backticks or spaces)"
@@ -49,7 +51,7 @@ def _check_name(value: str) -> str:
 
 
 def _check_image(value: str) -> str:
-    match = _IMAGE.match(value)
+    match = _IMAGE.fullmatch(value)
     if not match:
         raise ValueError("allowed: a Docker image reference such as nginx:1.27-alpine")
     if not match.group("tag") and not match.group("digest"):

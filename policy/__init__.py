@@ -1,0 +1,1 @@
+"""The fourlb policy pack: `pulumi preview --policy-pack policy` (see __main__.py)."""
