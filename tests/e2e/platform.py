@@ -1,0 +1,168 @@
+"""The program's networks and containers on the local Docker engine, on stand-ins.
+
+Everything created here carries the label fourlb.e2e=1 and is removed by that
+label before and after the run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import re
+import tarfile
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from . import standin
+from .changes import E2E_LABEL, IMAGE_EXPOSED_PORTS
+from .declared import Declared, DeclaredContainer
+from .engine import Engine
+from .polling import poll
+
+LABEL_FILTER = f"{E2E_LABEL[0]}={E2E_LABEL[1]}"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+_UNITS_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def duration_ns(text: str) -> int:
+    match = _DURATION.match(text)
+    assert match, f"unsupported duration {text!r}"
+    return int(float(match.group(1)) * _UNITS_NS[match.group(2)])
+
+
+def create_spec(container: DeclaredContainer) -> dict[str, Any]:
+    """The Engine API body for `container`, as the Docker provider would send it,
+    with `changes.CONTAINER_CHANGES` applied."""
+    first_network, first_aliases = container.networks[0]
+    check = container.healthcheck
+    return {
+        "Image": standin.TAG,
+        "Cmd": list(container.command) or None,
+        "Env": list(container.envs),
+        "Labels": {**container.labels, E2E_LABEL[0]: E2E_LABEL[1]},
+        "ExposedPorts": {port: {} for port in IMAGE_EXPOSED_PORTS.get(container.image.split(":")[0], ())},
+        "Healthcheck": {
+            "Test": list(check["tests"]),
+            "Interval": duration_ns(check["interval"]),
+            "Timeout": duration_ns(check["timeout"]),
+            "Retries": int(check["retries"]),
+            "StartPeriod": duration_ns(check["startPeriod"]),
+        } if check else None,
+        "HostConfig": {
+            "NetworkMode": first_network,
+            "Memory": container.memory_mb * 1024 * 1024,
+            "SecurityOpt": list(container.security_opts),
+            "RestartPolicy": {"Name": container.restart},
+            "LogConfig": {"Type": container.log_driver, "Config": container.log_opts},
+        },
+        "NetworkingConfig": {"EndpointsConfig": {first_network: {"Aliases": list(first_aliases)}}},
+    }
+
+
+def uploads_tar(container: DeclaredContainer) -> bytes:
+    files = [(u.file, u.content, u.permissions) for u in container.uploads]
+    files.append(standin.listen_file(container.port, container.name))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        directories: set[str] = set()
+        for path, content, mode in files:
+            parts = path.strip("/").split("/")
+            for depth in range(1, len(parts)):
+                directory = "/".join(parts[:depth])
+                if directory not in directories:
+                    directories.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            data = content.encode()
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode = len(data), int(mode, 8)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class Platform:
+    def __init__(self, engine: Engine, stacks: Iterable[Declared]):
+        self.engine = engine
+        self.stacks = tuple(stacks)
+
+    @property
+    def containers(self) -> tuple[DeclaredContainer, ...]:
+        return tuple(c for stack in self.stacks for c in stack.containers)
+
+    def clean(self) -> None:
+        """Removes whatever carries the tests' label: containers, networks, the image."""
+        for container in self.engine.containers(LABEL_FILTER):
+            self.engine.remove_container(container["Id"])
+        for network in self.engine.networks(label=LABEL_FILTER):
+            self.engine.remove_network(network["Id"])
+        for image in self.engine.images(LABEL_FILTER):
+            self.engine.remove_image(image["Id"])
+
+    def leftovers(self) -> dict[str, list[str]]:
+        return {
+            "containers": [c["Names"][0] for c in self.engine.containers(LABEL_FILTER)],
+            "networks": [n["Name"] for n in self.engine.networks(label=LABEL_FILTER)],
+            "images": [i["Id"] for i in self.engine.images(LABEL_FILTER)],
+        }
+
+    def build_image(self, workdir: Path) -> None:
+        context = standin.write_context(workdir)
+        self.engine.build(standin.context_tar(context), standin.TAG, dict([E2E_LABEL]))
+
+    def create_networks(self) -> None:
+        for stack in self.stacks:
+            for network in stack.networks:
+                foreign = [n for n in self.engine.networks(name=network.name)
+                           if n["Name"] == network.name and n.get("Labels", {}).get(E2E_LABEL[0]) != E2E_LABEL[1]]
+                assert not foreign, (f"a network {network.name} not made by these tests exists on this "
+                                     "engine: refusing to use or remove it")
+                self.engine.create_network({
+                    "Name": network.name,
+                    "Driver": network.driver,
+                    "Internal": network.internal,
+                    "CheckDuplicate": True,
+                    "Labels": {**network.labels, E2E_LABEL[0]: E2E_LABEL[1]},
+                })
+
+    def run(self, container: DeclaredContainer) -> str:
+        """Creates, fills (uploads) and starts one container; returns its id."""
+        ident = self.engine.create_container(container.name, create_spec(container))
+        for network, aliases in container.networks[1:]:
+            self.engine.connect(network, ident, list(aliases))
+        self.engine.put_archive(ident, uploads_tar(container))
+        self.engine.start(ident)
+        return ident
+
+    def run_all(self, containers: Optional[Iterable[DeclaredContainer]] = None) -> None:
+        todo = list(self.containers if containers is None else containers)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            for future in [pool.submit(self.run, c) for c in todo]:
+                future.result()
+
+    def remove(self, container: DeclaredContainer) -> None:
+        self.engine.remove_container(container.name)
+
+    def health(self, name: str) -> str:
+        state = self.engine.inspect(name)["State"]
+        if not state.get("Running"):
+            return "not running: " + state.get("Status", "?")
+        return (state.get("Health") or {}).get("Status", "running")
+
+    def wait_healthy(self, containers: Iterable[DeclaredContainer], timeout_s: float) -> None:
+        waiting = {c.name for c in containers}
+
+        def all_healthy() -> bool:
+            waiting.difference_update({n for n in list(waiting) if self.health(n) in ("healthy", "running")})
+            return not waiting
+
+        poll("containers healthy", all_healthy, timeout_s,
+             detail=lambda: str({name: self._health_detail(name) for name in sorted(waiting)}))
+
+    def _health_detail(self, name: str) -> str:
+        state = self.engine.inspect(name)["State"]
+        log = (state.get("Health") or {}).get("Log") or [{}]
+        return f"{state.get('Status')}/{(state.get('Health') or {}).get('Status')}: {log[-1].get('Output', '')!r}"
+
+    def address(self, name: str, network: str) -> str:
+        return self.engine.inspect(name)["NetworkSettings"]["Networks"][network]["IPAddress"]
