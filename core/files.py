@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
-from .model import Container, Upload, secret
+from .model import Upload, secret
 from .traefik import ACCESS_LOG, DYNAMIC_DIR, SECRETS_DIR, STATIC_FILE
 
 
@@ -36,18 +36,3 @@ def redis_files() -> tuple[Upload, ...]:
 def crowdsec_files() -> tuple[Upload, ...]:
     acquisition = to_yaml({"filenames": [ACCESS_LOG], "labels": {"type": "traefik"}})
     return (Upload("/etc/crowdsec/acquis.d/traefik.yaml", acquisition),)
-
-
-def prometheus_files(scraped: Iterable[Container], metrics_paths: dict[str, str]) -> tuple[Upload, ...]:
-    """Scrape every container that exposes metrics, by its stable network alias."""
-    jobs = [
-        {
-            "job_name": container.name,
-            "metrics_path": metrics_paths[container.name],
-            "static_configs": [{"targets": [f"{container.name}:{container.port}"]}],
-        }
-        for container in sorted(scraped, key=lambda c: c.name)
-    ]
-    config = {"global": {"scrape_interval": "30s", "evaluation_interval": "30s"},
-              "scrape_configs": jobs}
-    return (Upload("/etc/prometheus/prometheus.yml", to_yaml(config)),)

@@ -17,7 +17,7 @@ import yaml
 from plan.diff import diff_documents
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT_PARTS = ("config", "core", "plan")
+PROJECT_PARTS = ("config", "core", "plan", "backup")
 COMMENT_MARKER = "<!-- fourlb-plan-diff -->"
 # A value no output may contain: env values are reported by name only.
 SENTINEL_VALUE = "do-not-print-7f3a9c"
@@ -286,7 +286,7 @@ def test_a_stack_missing_at_the_base_is_compared_with_an_empty_plan(project: Pat
 
 
 def test_a_base_without_the_plan_package_is_compared_with_an_empty_plan(tmp_path: Path):
-    copy_project(tmp_path, parts=("config", "core"))
+    copy_project(tmp_path, parts=("config", "core", "backup"))
     git(tmp_path, "init", "-q")
     commit_all(tmp_path)
     copy_project(tmp_path, parts=("plan",))

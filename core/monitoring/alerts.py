@@ -1,0 +1,133 @@
+"""Prometheus alert rules, generated from the plan and the stack's thresholds.
+
+Only what the stack runs is watched: host rules need node-exporter, container
+rules cAdvisor, backup rules the backup job. Each alert links to its section
+of docs/runbook.md, which says what it means and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from config.models import AlertingSettings
+
+from ..model import Container
+from . import queries
+
+RUNBOOK = "docs/runbook.md"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _alert(name: str, expr: str, severity: str, summary: str, description: str,
+           for_: str = "") -> dict[str, Any]:
+    rule: dict[str, Any] = {"alert": name, "expr": expr}
+    if for_:
+        rule["for"] = for_
+    rule["labels"] = {"severity": severity}
+    rule["annotations"] = {
+        "summary": summary,
+        "description": description,
+        "runbook": f"{RUNBOOK}#{name.lower()}",
+    }
+    return rule
+
+
+def _targets() -> dict[str, Any]:
+    return {"name": "targets", "rules": [_alert(
+        "MetricsTargetDown", "up == 0", "warning",
+        "Prometheus cannot scrape {{ $labels.job }}",
+        "{{ $labels.instance }} has not answered Prometheus for 5 minutes; the alerts "
+        "that depend on its metrics cannot fire meanwhile.",
+        for_="5m")]}
+
+
+def _host(limits: AlertingSettings) -> dict[str, Any]:
+    cpu, disk = _number(limits.cpu_percent), _number(limits.disk_percent)
+    return {"name": "host", "rules": [
+        _alert("HostCpuHigh", f"{queries.cpu_busy_percent('2m')} > {cpu}", "warning",
+               f"Host CPU above {cpu}% for 5 minutes",
+               "CPU busy at {{ $value | printf \"%.0f\" }}% on {{ $labels.instance }}.",
+               for_="5m"),
+        _alert("FilesystemAlmostFull", f"{queries.filesystem_used_percent()} > {disk}", "critical",
+               f"Filesystem {{{{ $labels.mountpoint }}}} more than {disk}% full",
+               "{{ $labels.mountpoint }} ({{ $labels.device }}) is "
+               "{{ $value | printf \"%.1f\" }}% used.",
+               for_="5m"),
+    ]}
+
+
+def _containers(containers: Iterable[Container], stack: str) -> dict[str, Any]:
+    # cAdvisor exports Docker labels as container_label_*: `fourlb.service` is the
+    # stable name whatever the Docker name's suffix, `fourlb.stack` keeps another
+    # stack's containers on the same host out of this one's expectations.
+    stack_value = queries.label_value(stack)
+    missing = " or ".join(
+        f"absent(container_last_seen{{container_label_fourlb_stack={stack_value},"
+        f"container_label_fourlb_service={queries.label_value(c.name)}}})"
+        for c in sorted(containers, key=lambda c: c.name))
+    return {"name": "containers", "rules": [
+        _alert("ContainerDown", missing, "critical",
+               "Container {{ $labels.container_label_fourlb_service }} is not running",
+               "cAdvisor has not seen {{ $labels.container_label_fourlb_service }} of stack "
+               "{{ $labels.container_label_fourlb_stack }} running for 5 minutes.",
+               for_="5m"),
+        _alert("ContainerRestartLoop", f"{queries.container_restarts('15m')} >= 3", "warning",
+               "Container {{ $labels.name }} keeps restarting",
+               "{{ $labels.name }} started {{ $value }} times in 15 minutes.",
+               for_="1m"),
+    ]}
+
+
+def _edge(limits: AlertingSettings) -> dict[str, Any]:
+    days, ratio = limits.cert_days, _number(limits.server_error_ratio)
+    return {"name": "edge", "rules": [
+        _alert("CertificateExpiringSoon", f"{queries.certificate_days_left()} < {days}", "critical",
+               f"TLS certificate {{{{ $labels.cn }}}} expires in less than {days} days",
+               "Traefik's certificate for {{ $labels.sans }} expires in "
+               "{{ $value | printf \"%.1f\" }} days: renewal is failing.",
+               for_="1h"),
+        _alert("ServerErrorRatioHigh", f"{queries.server_error_ratio('5m')} > {ratio}", "warning",
+               f"More than {_number(limits.server_error_ratio * 100)}% of "
+               "{{ $labels.service }}'s answers are 5xx",
+               "{{ $value | humanizePercentage }} of the requests Traefik sent to "
+               "{{ $labels.service }} ended in a server error over 5 minutes.",
+               for_="10m"),
+    ]}
+
+
+def _backup(limits: AlertingSettings) -> dict[str, Any]:
+    hours = limits.backup_max_age_hours
+    max_age = hours * 3600
+    return {"name": "backup", "rules": [
+        _alert("BackupFailed", f"{queries.BACKUP_LAST_STATUS} == 0", "critical",
+               "The last backup run failed",
+               "backup/run exited with an error; `docker logs backup` says which step."),
+        _alert("BackupTooOld", f"{queries.backup_age_seconds()} > {max_age}", "critical",
+               f"No successful backup for more than {hours} hours",
+               "The last successful backup ended {{ $value | humanizeDuration }} ago."),
+        # never succeeded, or its status file is gone: once a whole period has
+        # passed that way (a fresh install gets a day to make its first backup)
+        _alert("BackupStatusMissing", f"absent({queries.BACKUP_LAST_SUCCESS})", "critical",
+               f"No successful backup on record for {hours} hours",
+               "node-exporter publishes no fourlb_backup_last_success_timestamp_seconds: "
+               "the backup never succeeded, or its status file cannot be read.",
+               for_=f"{hours}h"),
+    ]}
+
+
+def alert_rules(containers: list[Container], limits: AlertingSettings, stack: str) -> dict[str, Any]:
+    """The rules file: one group per thing watched."""
+    running = {c.name for c in containers}
+    groups = [_targets()]
+    if "node-exporter" in running:
+        groups.append(_host(limits))
+    if "cadvisor" in running:
+        groups.append(_containers(containers, stack))
+    if "traefik" in running:
+        groups.append(_edge(limits))
+    if "backup" in running:
+        groups.append(_backup(limits))
+    return {"groups": groups}

@@ -1,0 +1,69 @@
+"""prometheus.yml and its rules file, from the containers of the plan.
+
+Every container whose catalog entry has a `metrics_path` is scraped by its
+stable network alias. The backup job's status needs no job of its own: it is
+a file that node-exporter's textfile collector exposes (see core.backup).
+
+Both files are uploads: a change replaces the (stop-first) container, and the
+new Prometheus starts with them, so no reload call is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.models import StackConfig
+
+from ..catalog import SERVICES_BY_NAME
+from ..files import to_yaml
+from ..model import Container, Upload
+from .alerts import alert_rules
+
+CONFIG_FILE = "/etc/prometheus/prometheus.yml"
+RULES_FILE = "/etc/prometheus/rules/fourlb.yml"
+# relative to the configuration file, so that `promtool check config` finds the
+# rules wherever the two files are written with the same layout
+_RULES_GLOB = "rules/*.yml"
+SCRAPE_INTERVAL = "30s"
+
+
+def metrics_path(container: Container) -> str | None:
+    spec = SERVICES_BY_NAME.get(container.name)
+    return spec.metrics_path if spec else None
+
+
+def scrape_jobs(containers: list[Container]) -> list[dict[str, Any]]:
+    return [
+        {
+            "job_name": container.name,
+            "metrics_path": metrics_path(container),
+            "static_configs": [{"targets": [f"{container.name}:{container.port}"]}],
+        }
+        for container in sorted(containers, key=lambda c: c.name)
+        if metrics_path(container) and container.port
+    ]
+
+
+def prometheus_config(containers: list[Container], stack: str) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "global": {
+            "scrape_interval": SCRAPE_INTERVAL,
+            "evaluation_interval": SCRAPE_INTERVAL,
+            # says which stack an alert comes from, in the email too
+            "external_labels": {"stack": stack},
+        },
+        "rule_files": [_RULES_GLOB],
+        "scrape_configs": scrape_jobs(containers),
+    }
+    alertmanager = next((c for c in containers if c.name == "alertmanager"), None)
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [
+            {"static_configs": [{"targets": [f"alertmanager:{alertmanager.port}"]}]}]}
+    return config
+
+
+def prometheus_files(containers: list[Container], config: StackConfig, stack: str) -> tuple[Upload, ...]:
+    return (
+        Upload(CONFIG_FILE, to_yaml(prometheus_config(containers, stack))),
+        Upload(RULES_FILE, to_yaml(alert_rules(containers, config.alerting, stack))),
+    )
