@@ -8,6 +8,7 @@ from typing import Mapping, Optional
 import pulumi
 import pulumi_docker as docker
 
+from config.loading import PROJECT_DIR
 from core.model import SECRET_PLACEHOLDER, Container
 from core.traefik import instance_suffix
 
@@ -50,20 +51,35 @@ def docker_name(container: Container,
     return pulumi.Output.unsecret(pulumi.Output.all(*[secrets[n] for n in names]).apply(with_secrets))
 
 
+def _image(container: Container, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """The image ID the container runs: pulled, or built from the project."""
+    if container.build_context:
+        built = docker.Image(
+            container.name,
+            image_name=container.image,
+            build=docker.DockerBuildArgs(
+                context=str(PROJECT_DIR / container.build_context), platform="linux/amd64"),
+            skip_push=True,  # no registry: the image lives on the host only
+            opts=opts,
+        )
+        return built.repo_digest  # the local image ID: a rebuild replaces the container
+    pulled = docker.RemoteImage(container.name, name=container.image, keep_locally=True, opts=opts)
+    return pulled.image_id
+
+
 class Service(pulumi.ComponentResource):
     def __init__(self, container: Container, *, secrets: Mapping[str, pulumi.Output[str]],
                  networks: Mapping[str, pulumi.Input[str]], volumes: Mapping[str, pulumi.Input[str]],
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("fourlb:docker:Service", container.name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        image = docker.RemoteImage(container.name, name=container.image, keep_locally=True,
-                                   opts=child)
+        image_id = _image(container, child)
         start_first = container.update_order == "start-first"
         healthcheck = container.healthcheck
         self.container = docker.Container(
             container.name,
             name=docker_name(container, secrets),
-            image=image.image_id,
+            image=image_id,
             envs=[render(f"{key}={value}", secrets) for key, value in container.env],
             labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in container.labels],
             networks_advanced=[
@@ -85,6 +101,7 @@ class Service(pulumi.ComponentResource):
                                            permissions=u.mode)
                 for u in container.uploads
             ],
+            tmpfs={path: "ro,size=64k" for path in container.tmpfs} or None,
             ports=[docker.ContainerPortArgs(internal=p.internal, external=p.external,
                                             protocol=p.protocol)
                    for p in container.published_ports],

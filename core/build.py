@@ -9,7 +9,7 @@ from config.errors import Problem, StackConfigError
 from config.models import ServiceSettings, SiteSettings, StackConfig
 from config.types import is_within_zone
 
-from . import catalog, files, traefik
+from . import backup, catalog, files, monitoring, traefik
 from .catalog import PLATFORM_SERVICES, SECRETS, SERVICES_BY_NAME, ServiceSpec
 from .model import (
     SELF_HEADERS,
@@ -65,7 +65,8 @@ def build_plan(config: StackConfig, stack: str) -> Plan:
     _check_hostnames(containers, config, hostname_origins, problems)
     problems.raise_if_any()
 
-    containers = _with_generated_files(containers, config)
+    containers = backup.with_backup_mounts(containers)
+    containers = _with_generated_files(containers, config, stack)
     containers = [replace(c, labels=traefik.labels(c, config, stack)) for c in containers]
     return Plan(
         stack=stack,
@@ -132,6 +133,8 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
         memory_mb=settings.memory_mb or spec.memory_mb,
         update_order=spec.update_order,
         stop_grace_s=spec.stop_grace_s,
+        tmpfs=spec.tmpfs,
+        build_context=spec.build_context,
     )
 
 
@@ -198,17 +201,18 @@ def _check_hostnames(containers: Iterable[Container], config: StackConfig,
                 seen.setdefault(where, container.name)
 
 
-def _with_generated_files(containers: list[Container], config: StackConfig) -> list[Container]:
+def _with_generated_files(containers: list[Container], config: StackConfig,
+                          stack: str) -> list[Container]:
     by_name = {c.name: c for c in containers}
-    scraped = [c for c in containers
-               if c.name in SERVICES_BY_NAME and SERVICES_BY_NAME[c.name].metrics_path]
-    metrics_paths = {c.name: SERVICES_BY_NAME[c.name].metrics_path or "/metrics" for c in scraped}
     generators: dict[str, Callable[[], tuple[Upload, ...]]] = {
         "traefik": lambda: files.traefik_files(
             traefik.static_config(config), traefik.dynamic_config(config)),
         "redis": files.redis_files,
         "crowdsec": files.crowdsec_files,
-        "prometheus": lambda: files.prometheus_files(scraped, metrics_paths),
+        "prometheus": lambda: monitoring.prometheus_files(containers, config, stack),
+        "alertmanager": lambda: monitoring.alertmanager_files(config),
+        "grafana": lambda: monitoring.grafana_files(containers, config),
+        "backup": lambda: backup.backup_files(containers, config),
     }
     for name, generate in generators.items():
         if name in by_name:

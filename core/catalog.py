@@ -20,14 +20,21 @@ DATA_NET = "data-net"
 DOCKER_API_NET = "docker-api-net"
 MONITORING_NET = "monitoring-net"
 CROWDSEC_NET = "crowdsec-net"
+ALERTING_NET = "alerting-net"
+BACKUP_NET = "backup-net"
 
 INTERNAL_NETWORKS = {
     DATA_NET: "PostgreSQL, Redis and ChromaDB with the services that use them",
     DOCKER_API_NET: "the read-only Docker socket proxy with Traefik and cAdvisor",
-    MONITORING_NET: "Prometheus with what it scrapes, and Grafana",
+    MONITORING_NET: "Prometheus with what it scrapes, Alertmanager and Grafana",
 }
 # CrowdSec needs the internet (hub, community blocklist) but nothing routed.
-EGRESS_NETWORKS = {CROWDSEC_NET: "CrowdSec's API with Traefik's bouncer"}
+EGRESS_NETWORKS = {
+    CROWDSEC_NET: "CrowdSec's API with Traefik's bouncer",
+    # a network of its own each, so that reaching the internet lets them reach nothing else
+    ALERTING_NET: "Alertmanager's way out to the SMTP server",
+    BACKUP_NET: "the backup job's way out to the off-site bucket",
+}
 
 VOLUMES = {
     "postgres_data": "PostgreSQL data",
@@ -41,6 +48,19 @@ VOLUMES = {
     "crowdsec_config": "CrowdSec hub and credentials",
     "open_webui_data": "Open WebUI users and chats",
     "code_server_data": "code-server settings and workspaces",
+    "alertmanager_data": "Alertmanager silences and notification log",
+    "backup_data": "backup artifacts kept on this host",
+    "backup_metrics": "the backup job's status, read by node-exporter",
+}
+
+# Volumes the backup does not snapshot as files, and why. Every other volume of
+# the stack is archived daily (mounted read-only into the backup container).
+NOT_SNAPSHOTTED = {
+    "postgres_data": "dumped with pg_dump: a copy of live database files is not consistent",
+    "prometheus_data": "metrics history: large, and rebuilt by scraping",
+    "traefik_logs": "access log: rotated, only read by CrowdSec",
+    "backup_data": "the backups themselves",
+    "backup_metrics": "rewritten by every backup run",
 }
 
 POSTGRES_USER = "fourlb"
@@ -80,6 +100,8 @@ class ServiceSpec:
     update_order: UpdateOrder = "start-first"
     stop_grace_s: int = 10
     mounts_docker_socket: bool = False
+    tmpfs: tuple[str, ...] = ()  # see Container.tmpfs
+    build_context: Optional[str] = None  # see Container.build_context
     metrics_path: Optional[str] = None  # scraped by Prometheus when set
 
     def mounts(self) -> tuple[Mount, ...]:
@@ -108,10 +130,30 @@ SECRETS = {
                    purpose="Open WebUI session signing"),
         SecretSpec("cloudflare-dns-token", "cloudflareDnsToken", generated=False,
                    purpose="Let's Encrypt DNS challenge through Cloudflare"),
+        SecretSpec("smtp-password", "smtpPassword", generated=False,
+                   purpose="Alertmanager's login on the SMTP server (alerting.smtp)"),
+        SecretSpec("backup-s3-access-key-id", "backupS3AccessKeyId", generated=False,
+                   purpose="access key of the off-site backup bucket (backup.remote)"),
+        SecretSpec("backup-s3-secret-access-key", "backupS3SecretAccessKey", generated=False,
+                   purpose="secret key of the off-site backup bucket (backup.remote)"),
+        # provided, never generated: a password that only lived in the state would
+        # be lost with the host, and the off-site copies with it
+        SecretSpec("backup-restic-password", "backupResticPassword", generated=False,
+                   purpose="encryption key of the off-site backups; keep a copy off this host"),
     )
 }
 
+def hidden_host_sockets(root: str) -> tuple[str, ...]:
+    """Where the host's `/` is bound read-only at `root`: the directories that
+    hold the Docker socket, to be covered by empty tmpfs mounts."""
+    return (f"{root}/run", f"{root}/var/run")
+
+
 TRAEFIK_OPS_PORT = 8082  # ping and metrics; never published, never routed
+
+# PostgreSQL 16 client tools (as the server), restic and crond: built from
+# backup/Dockerfile; the scripts themselves are uploaded from backup/.
+BACKUP_IMAGE = "fourlb-backup:16-1"
 
 PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
@@ -283,6 +325,41 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         stop_grace_s=30,
     ),
     ServiceSpec(
+        name="alertmanager",
+        image="prom/alertmanager:v0.28.1",
+        role="monitoring",
+        networks=(MONITORING_NET, ALERTING_NET),
+        port=9093,
+        volumes=(("alertmanager_data", "/alertmanager"),),
+        command=("--config.file=/etc/alertmanager/alertmanager.yml",
+                 "--storage.path=/alertmanager",
+                 # one host, one instance: no gossip port, no peers to wait for
+                 "--cluster.listen-address="),
+        healthcheck=_http_check(9093, "/-/healthy"),
+        memory_mb=128,
+        update_order="stop-first",  # one writer of the notification log and silences
+        stop_grace_s=30,
+        metrics_path="/metrics",
+    ),
+    ServiceSpec(
+        name="backup",
+        image=BACKUP_IMAGE,
+        build_context="backup",
+        role="backup",
+        networks=(DATA_NET, BACKUP_NET),
+        # the volumes it archives are added read-only by core.backup
+        volumes=(("backup_data", "/backups"), ("backup_metrics", "/metrics")),
+        command=("crond", "-f", "-d", "8"),
+        # crond is PID 1 (its death stops the container): healthy means the
+        # uploads that make a run possible are in place
+        healthcheck=HealthCheck(
+            ("CMD-SHELL", "test -x /opt/backup/run && test -s /etc/crontabs/root")),
+        memory_mb=512,
+        # a fixed name for `docker exec backup ...`; one scheduler at a time
+        update_order="stop-first",
+        stop_grace_s=30,
+    ),
+    ServiceSpec(
         name="cadvisor",
         image="gcr.io/cadvisor/cadvisor:v0.52.1",
         role="monitoring",
@@ -293,6 +370,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
                  "--housekeeping_interval=30s"),
         host_mounts=(("/", "/rootfs"), ("/sys", "/sys"), ("/var/lib/docker", "/var/lib/docker"),
                      ("/dev/disk", "/dev/disk")),
+        tmpfs=hidden_host_sockets("/rootfs"),
         healthcheck=_http_check(8080, "/healthz"),
         memory_mb=256,
         metrics_path="/metrics",
@@ -305,6 +383,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         port=9100,
         command=("--path.procfs=/host/proc", "--path.sysfs=/host/sys", "--path.rootfs=/rootfs"),
         host_mounts=(("/proc", "/host/proc"), ("/sys", "/host/sys"), ("/", "/rootfs")),
+        tmpfs=hidden_host_sockets("/rootfs"),
         healthcheck=_http_check(9100, "/metrics"),
         memory_mb=128,
         metrics_path="/metrics",

@@ -127,10 +127,16 @@ class Container:
     log_max_size: str = "10m"
     log_max_files: int = 3
     restart: str = "unless-stopped"
-    security_opts: tuple[str, ...] = ("no-new-privileges:true",)
+    security_opts: tuple[str, ...] = ("no-new-privileges=true",)
     # a site's own Content-Security-Policy, served by a label-defined headers
     # middleware that its routers reference as SELF_HEADERS
     content_security_policy: Optional[str] = None
+    # empty in-memory mounts laid over paths of a host bind mount, e.g. the
+    # host's /run under a read-only `/` bind: a read-only bind does not stop
+    # connect() on the Docker socket inside it, hiding it does
+    tmpfs: tuple[str, ...] = ()
+    # built on the host from this directory of the project instead of pulled
+    build_context: Optional[str] = None
 
     def secret_names(self) -> set[str]:
         names: set[str] = set()

@@ -52,15 +52,16 @@ def file_ref(name: str) -> str:
 
 def public_middlewares(rate_limit: str = "default", admin: bool = False,
                        allowlist: bool = False, headers: Optional[str] = None) -> tuple[str, ...]:
-    """The chain every public router gets, in order: drop banned IPs first, then
-    limits, then auth, then add the headers to whatever answers."""
-    chain = [file_ref(CROWDSEC)]
+    """The chain every public router gets, in order: the security headers first,
+    so that every answer carries them, refusals included (403, 429, 401); then
+    CrowdSec drops banned addresses before anything else runs; then the allow-list,
+    the rate limit and basic auth."""
+    chain = [headers or file_ref(SECURITY_HEADERS), file_ref(CROWDSEC)]
     if admin and allowlist:
         chain.append(file_ref(ADMIN_ALLOWLIST))
     chain.append(file_ref(RATELIMIT_AI_API if rate_limit == "ai-api" else RATELIMIT_DEFAULT))
     if admin:
         chain.append(file_ref(ADMIN_AUTH))
-    chain.append(headers or file_ref(SECURITY_HEADERS))
     return tuple(chain)
 
 
@@ -220,8 +221,10 @@ def _labels(container: Container, config: StackConfig, stack: str,
             middlewares = tuple(
                 f"{own_headers}@docker" if m == SELF_HEADERS else m for m in route.middlewares)
             result.update(_router_labels(route, route.name + suffix, service, middlewares, config))
-        if any(r.internal_service is None for r in container.routes):
-            result[f"traefik.http.services.{service}.loadbalancer.server.port"] = str(container.port)
+        # Always a port, even when every router goes to a Traefik internal
+        # service: Traefik still builds a default service for the container and
+        # skips all its labels when that service has no port.
+        result[f"traefik.http.services.{service}.loadbalancer.server.port"] = str(container.port)
         if container.content_security_policy:
             headers = security_headers(container.content_security_policy)
             for key, value in headers.items():

@@ -41,8 +41,10 @@ SOCKET_DIRECTORIES = ("/var/run", "/run", "/var")
 HOST_ROOT = "/"
 # Monitoring reads the host's filesystems through a read-only bind of `/`.
 # That bind is recursive, so /run/docker.sock is inside it, and a read-only
-# mount does not stop connect() on a socket: an accepted, visible exception.
+# mount does not stop connect() on a socket: the bind must lay an empty tmpfs
+# over the socket's directories (TARGET/run and TARGET/var/run).
 HOST_ROOT_READERS = ("cadvisor", "node-exporter")
+SOCKET_DIRECTORIES_UNDER_ROOT = ("/run", "/var/run")
 
 ENTRYPOINT = "websecure"
 CROWDSEC = "crowdsec@file"
@@ -166,6 +168,25 @@ def check_docker_socket(resource: Any) -> list[str]:
                     f"only {', '.join(HOST_ROOT_READERS)} may, read-only")
             elif not read_only:
                 problems.append(f"{resource.name}: mounts the host root / read-write")
+    problems += _unshadowed_sockets(resource)
+    return problems
+
+
+def _unshadowed_sockets(resource: Any) -> list[str]:
+    """Where the host root is bound, its socket directories must be hidden."""
+    hidden = set(_plain(resource.props.get("tmpfs")) or {})
+    problems = []
+    for item in _list(resource.props.get("volumes")):
+        if not isinstance(item, Mapping) or not isinstance(_plain(item.get("hostPath")), str):
+            continue
+        if _host_path(_plain(item["hostPath"])) != HOST_ROOT:
+            continue
+        target = str(_plain(item.get("containerPath"))).rstrip("/")
+        for directory in SOCKET_DIRECTORIES_UNDER_ROOT:
+            if target + directory not in hidden:
+                problems.append(
+                    f"{resource.name}: binds the host root at {target} without an empty tmpfs "
+                    f"over {target}{directory}, so the Docker socket stays reachable")
     return problems
 
 
@@ -263,16 +284,21 @@ def check_routers(resource: Any) -> list[str]:
             problems.append(f"{where}: entrypoints {sorted(entrypoints)}; allowed: only {ENTRYPOINT}")
         if not settings.get("tls.certresolver") and not _self_signed_only(settings["rule"]):
             problems.append(f"{where}: no tls.certresolver for {settings['rule']}")
+        # headers first, so that a refusal further on (CrowdSec's 403, the rate
+        # limit's 429, basic auth's 401) carries them too; CrowdSec next, so a
+        # banned address reaches nothing else
         chain = [m.strip() for m in settings.get("middlewares", "").split(",") if m.strip()]
-        if not chain or chain[0] != CROWDSEC:
-            problems.append(f"{where}: middlewares {chain} do not start with {CROWDSEC}")
-        own = [m.removesuffix("@docker") for m in chain if m.endswith("@docker")]
-        if SECURITY_HEADERS not in chain:
-            reasons = [_headers_problem(m, headers[m]) for m in own if m in headers]
-            if not any(reason is None for reason in reasons):
+        first = chain[0] if chain else ""
+        if first != SECURITY_HEADERS:
+            own = first.removesuffix("@docker") if first.endswith("@docker") else None
+            reason = _headers_problem(own, headers[own]) if own in headers else "not defined"
+            if own is None or reason is not None:
                 problems.append(
-                    f"{where}: no {SECURITY_HEADERS} nor a complete headers middleware "
-                    f"in its labels" + (f" ({'; '.join(r for r in reasons if r)})" if reasons else ""))
+                    f"{where}: middlewares {chain} do not start with {SECURITY_HEADERS} nor a "
+                    "complete headers middleware of its labels" + (f" ({reason})" if own else ""))
+        if len(chain) < 2 or chain[1] != CROWDSEC:
+            problems.append(f"{where}: middlewares {chain}: {CROWDSEC} must come second, "
+                            "right after the headers")
         if settings.get("service", "").endswith("@internal") and ADMIN_AUTH not in chain:
             problems.append(f"{where}: serves {settings['service']} without {ADMIN_AUTH}")
     return problems

@@ -13,6 +13,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from config.loading import StackFile
+from core.edge import load_plan
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -20,6 +21,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 # look for them where they must never appear.
 GENERATED_PREFIX = "generated-secret-"
 CLOUDFLARE_TOKEN = "cf-token-for-tests-0123456789"
+PROVIDED_PREFIX = "provided-secret-"
 
 
 @dataclass
@@ -64,6 +66,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["bcryptHash"] = "$2a$10$" + "h" * 53
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             state["imageId"] = "sha256:" + args.inputs.get("name", args.name)
+        elif args.typ == "docker:index/image:Image":  # built on the host: the local image ID
+            state["repoDigest"] = "sha256:" + args.inputs.get("imageName", args.name)
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -83,6 +87,11 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
     secrets = {}
     if json.loads(config.get("fourlb:dns", "{}")).get("provider", "cloudflare") == "cloudflare":
         secrets["cloudflare:apiToken"] = CLOUDFLARE_TOKEN
+    # the secrets a user must provide (never generated) for what the stack enables
+    _, plan = load_plan(stack, PROJECT_DIR)
+    for spec in plan.secrets:
+        if not spec.generated:
+            secrets[f"fourlb:{spec.config_key}"] = PROVIDED_PREFIX + spec.name
     config.update(secrets)
     return config, list(secrets)
 

@@ -245,7 +245,7 @@ def test_databases_stop_first_with_time_to_shut_down(prod):
 def test_every_container_is_hardened(prod):
     for container in prod.containers:
         assert container.restart == "unless-stopped"
-        assert "no-new-privileges:true" in container.security_opts
+        assert "no-new-privileges=true" in container.security_opts
         assert container.memory_mb > 0 and container.log_max_size
 
 

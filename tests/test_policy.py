@@ -58,7 +58,7 @@ def router(name: str = "shop", **overrides: Optional[str]) -> dict[str, str]:
         "entrypoints": "websecure",
         "tls": "true",
         "tls.certresolver": "le",
-        "middlewares": "crowdsec@file,ratelimit-default@file,security-headers@file",
+        "middlewares": "security-headers@file,crowdsec@file,ratelimit-default@file",
         "service": name,
     }
     settings.update(overrides)
@@ -105,9 +105,22 @@ def test_a_bind_through_the_mounts_input_counts_too():
 
 def test_host_root_only_for_monitoring_and_read_only():
     root = {"hostPath": "/", "containerPath": "/rootfs"}
-    assert rules.check_docker_socket(container("cadvisor", volumes=[{**root, "readOnly": True}])) == []
-    assert rules.check_docker_socket(container("node-exporter", volumes=[{**root, "readOnly": False}]))
-    assert rules.check_docker_socket(container("shop", volumes=[{**root, "readOnly": True}]))
+    hidden = {"/rootfs/run": "ro,size=64k", "/rootfs/var/run": "ro,size=64k"}
+    assert rules.check_docker_socket(
+        container("cadvisor", volumes=[{**root, "readOnly": True}], tmpfs=hidden)) == []
+    assert rules.check_docker_socket(
+        container("node-exporter", volumes=[{**root, "readOnly": False}], tmpfs=hidden))
+    assert rules.check_docker_socket(
+        container("shop", volumes=[{**root, "readOnly": True}], tmpfs=hidden))
+
+
+def test_host_root_must_hide_the_socket_directories():
+    root = {"hostPath": "/", "containerPath": "/rootfs", "readOnly": True}
+    bare = rules.check_docker_socket(container("cadvisor", volumes=[root]))
+    assert any("/rootfs/run" in p for p in bare) and any("/rootfs/var/run" in p for p in bare)
+    half = rules.check_docker_socket(
+        container("cadvisor", volumes=[root], tmpfs={"/rootfs/run": "ro"}))
+    assert len(half) == 1 and "/rootfs/var/run" in half[0]
 
 
 def test_named_volumes_and_other_host_paths_are_fine():
@@ -176,7 +189,7 @@ def test_a_complete_public_router_passes():
 
 
 def test_a_router_with_its_own_complete_headers_middleware_passes():
-    chain = "crowdsec@file,ratelimit-default@file,shop-headers@docker"
+    chain = "shop-headers@docker,crowdsec@file,ratelimit-default@file"
     assert rules.check_routers(container(labels={**router(middlewares=chain), **own_headers()})) == []
 
 
@@ -192,15 +205,18 @@ def test_localhost_routers_need_no_certificate_resolver():
     ({"tls.certresolver": None}, "no tls.certresolver"),
     ({"rule": "Host(`shop.localhost`) || Host(`shop.4lb.ca`)", "tls.certresolver": None},
      "no tls.certresolver"),
-    ({"middlewares": "ratelimit-default@file,security-headers@file"}, "do not start with crowdsec@file"),
-    ({"middlewares": "ratelimit-default@file,crowdsec@file,security-headers@file"},
-     "do not start with crowdsec@file"),
-    ({"middlewares": "crowdsec@file,ratelimit-default@file"}, "no security-headers@file"),
-    ({"middlewares": "crowdsec@file,shop-headers@docker"}, "no security-headers@file"),
+    ({"middlewares": "security-headers@file,ratelimit-default@file"}, "crowdsec@file must come second"),
+    ({"middlewares": "security-headers@file,ratelimit-default@file,crowdsec@file"},
+     "crowdsec@file must come second"),
+    # headers last: a 401, 403 or 429 earlier in the chain would go out without them
+    ({"middlewares": "crowdsec@file,ratelimit-default@file,security-headers@file"},
+     "do not start with security-headers@file"),
+    ({"middlewares": "shop-headers@docker,crowdsec@file"}, "(not defined)"),
 ])
 def test_incomplete_routers_are_refused(overrides, fragment):
-    [message] = rules.check_routers(container(labels=router(**overrides)))
-    assert message.startswith("shop: router shop:") and fragment in message
+    messages = rules.check_routers(container(labels=router(**overrides)))
+    assert messages and all(m.startswith("shop: router shop:") for m in messages)
+    assert any(fragment in m for m in messages), messages
 
 
 @pytest.mark.parametrize("weakened,fragment", [
@@ -209,7 +225,7 @@ def test_incomplete_routers_are_refused(overrides, fragment):
     ({"contentsecuritypolicy": " "}, "a contentSecurityPolicy"),
 ])
 def test_a_weak_own_headers_middleware_is_refused(weakened, fragment):
-    labels = {**router(middlewares="crowdsec@file,shop-headers@docker"), **own_headers(**weakened)}
+    labels = {**router(middlewares="shop-headers@docker,crowdsec@file"), **own_headers(**weakened)}
     [message] = rules.check_routers(container(labels=labels))
     assert "headers middleware shop-headers lacks" in message and fragment in message
 
@@ -224,7 +240,7 @@ def test_the_dashboard_needs_admin_auth():
     dashboard = router("traefik", rule="Host(`traefik.4lb.ca`)", service="api@internal")
     [message] = rules.check_routers(container("traefik", labels=dashboard))
     assert "api@internal without admin-auth@file" in message
-    chain = "crowdsec@file,ratelimit-default@file,admin-auth@file,security-headers@file"
+    chain = "security-headers@file,crowdsec@file,ratelimit-default@file,admin-auth@file"
     assert rules.check_routers(container("traefik", labels={**dashboard, **router(
         "traefik", rule="Host(`traefik.4lb.ca`)", service="api@internal", middlewares=chain)})) == []
 
@@ -399,7 +415,7 @@ def test_prod_passes_through_the_analyzer_code_path(deploy, monkeypatch):
      "docker-socket-only-in-proxy"),
     ("grafana", lambda p: p.__setitem__("ports", [{"internal": 3000, "external": 3000}]),
      "host-ports-only-traefik"),
-    ("jsr-solutions-prod", lambda p: [item.__setitem__("value", item["value"].replace("crowdsec@file,", ""))
+    ("jsr-solutions-prod", lambda p: [item.__setitem__("value", item["value"].replace(",crowdsec@file", ""))
                                       for item in p["labels"] if item["label"].endswith(".middlewares")],
      "routers-https-crowdsec-headers"),
     ("postgres", lambda p: p.__setitem__("envs", p["envs"]["value"]), "no-plaintext-secrets"),

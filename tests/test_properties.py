@@ -177,7 +177,7 @@ def expected_certresolver(values: dict[str, Any]) -> bool:
 
 @SETTINGS
 @given(stacks())
-def test_every_router_is_https_with_crowdsec_first_and_security_headers(values):
+def test_every_router_is_https_with_security_headers_then_crowdsec(values):
     count("tls, websecure, crowdsec, headers")
     plan = plan_of(values, stack_name(values))
     for container in plan.containers:
@@ -186,9 +186,10 @@ def test_every_router_is_https_with_crowdsec_first_and_security_headers(values):
             assert options["tls"] == "true" and options["entrypoints"] == "websecure", name
             assert ("tls.certresolver" in options) == expected_certresolver(values), name
             chain = options["middlewares"].split(",")
-            assert chain[0] == "crowdsec@file", chain
+            # headers first (refusals carry them too), CrowdSec right after
+            assert chain[1] == "crowdsec@file", chain
             headers = [m for m in chain if m == "security-headers@file" or m.endswith("-headers@docker")]
-            assert len(headers) == 1 and chain[-1] == headers[0], chain
+            assert len(headers) == 1 and chain[0] == headers[0], chain
             if headers[0].endswith("@docker"):
                 middleware = headers[0].removesuffix("@docker")
                 sts = labels[f"traefik.http.middlewares.{middleware}.headers.stsseconds"]
@@ -245,6 +246,7 @@ def as_resources(plan: Plan) -> list[Resource]:
                         for m in c.mounts],
             "envs": [maybe_secret(f"{k}={v}") for k, v in c.env],
             "uploads": [{"file": u.path, "content": maybe_secret(u.content)} for u in c.uploads],
+            "tmpfs": {path: "ro,size=64k" for path in c.tmpfs},
         }, c.name))
     return resources
 
