@@ -18,7 +18,8 @@ def edge_owner(stack: str, config: StackConfig) -> str:
 
 def check_shared_edge(stack: str, config: StackConfig, plan: Plan,
                       project_dir: Path = PROJECT_DIR) -> None:
-    """One Traefik cannot route a hostname to two stacks: reject the second."""
+    """One Traefik cannot route a hostname to two stacks, and one Docker engine
+    cannot hold two containers of one name: reject the second stack."""
     owner = edge_owner(stack, config)
     problems: list[Problem] = []
     siblings = [name for name in stack_names(project_dir) if name != stack]
@@ -26,12 +27,10 @@ def check_shared_edge(stack: str, config: StackConfig, plan: Plan,
         problems.append(Problem("fourlb:edgeStack", owner,
                                 "allowed: a platform stack of this project: "
                                 + ", ".join(siblings)))
-    mine = {host: container.name for container in plan.containers
-            for host in container.public_hostnames}
+    neighbours: dict[str, Plan] = {}
     for other in siblings:
         try:
-            other_file = StackFile(other, project_dir)
-            other_config = other_file.config()
+            other_config = StackFile(other, project_dir).config()
         except StackConfigError:
             continue  # that stack reports its own problems when it is deployed
         if other == owner and other_config.role != "platform":
@@ -39,20 +38,36 @@ def check_shared_edge(stack: str, config: StackConfig, plan: Plan,
         if edge_owner(other, other_config) != owner:
             continue
         try:
-            other_plan = build_plan(other_config, other)
+            neighbours[other] = build_plan(other_config, other)
         except StackConfigError:
             continue
+    problems += shared_edge_problems(config, plan, neighbours)
+    if problems:
+        raise StackConfigError(stack, problems)
+
+
+def shared_edge_problems(config: StackConfig, plan: Plan,
+                         neighbours: dict[str, Plan]) -> list[Problem]:
+    """What `plan` may not share with the plans of the stacks on the same edge."""
+    def key(container_name: str) -> str:
+        section = "sites" if container_name in config.sites else "services"
+        return f"fourlb:{section}.{container_name}"
+
+    problems = []
+    mine = {host: c.name for c in plan.containers for host in c.public_hostnames}
+    for other, other_plan in sorted(neighbours.items()):
         for container in other_plan.containers:
+            if any(container.name == c.name for c in plan.containers):
+                problems.append(Problem(
+                    key(container.name), container.name,
+                    f"allowed: a name that stack '{other}' (same Docker host) does not use"))
             for host in container.public_hostnames:
                 if host in mine:
                     problems.append(Problem(
-                        f"fourlb:sites.{mine[host]}" if mine[host] in config.sites
-                        else f"fourlb:services.{mine[host]}",
-                        host,
+                        key(mine[host]), host,
                         f"allowed: a hostname that stack '{other}' (same Traefik) does not "
                         f"already route to {container.name}"))
-    if problems:
-        raise StackConfigError(stack, problems)
+    return problems
 
 
 def load_plan(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[StackConfig, Plan]:

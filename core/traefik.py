@@ -30,6 +30,7 @@ ADMIN_AUTH = "admin-auth"
 ADMIN_ALLOWLIST = "admin-allowlist"
 RATELIMIT_DEFAULT = "ratelimit-default"
 RATELIMIT_AI_API = "ratelimit-ai-api"
+RETRY = "retry"
 DEFAULT_CSP = (
     "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self' 'unsafe-inline'; font-src 'self' data:; connect-src 'self' wss:; "
@@ -55,13 +56,16 @@ def public_middlewares(rate_limit: str = "default", admin: bool = False,
     """The chain every public router gets, in order: the security headers first,
     so that every answer carries them, refusals included (403, 429, 401); then
     CrowdSec drops banned addresses before anything else runs; then the allow-list,
-    the rate limit and basic auth."""
+    the rate limit, basic auth and the retry."""
     chain = [headers or file_ref(SECURITY_HEADERS), file_ref(CROWDSEC)]
     if admin and allowlist:
         chain.append(file_ref(ADMIN_ALLOWLIST))
     chain.append(file_ref(RATELIMIT_AI_API if rate_limit == "ai-api" else RATELIMIT_DEFAULT))
     if admin:
         chain.append(file_ref(ADMIN_AUTH))
+    # last, next to the service: a connection refused by a container that is
+    # stopping (updates, restarts) is retried on another server of the service
+    chain.append(file_ref(RETRY))
     return tuple(chain)
 
 
@@ -96,10 +100,20 @@ def static_config(config: StackConfig) -> dict[str, Any]:
             ENTRYPOINT: websecure,
             "ops": {"address": ":8082"},
         },
+        # Containers sit on a local bridge: a connection takes well under a
+        # millisecond. A server that vanished mid-update (its address gone) must
+        # fail fast so the retry middleware moves the request to another one,
+        # not hang for the default 30 s.
+        "serversTransport": {"forwardingTimeouts": {"dialTimeout": "500ms"}},
         "api": {"dashboard": True},
         "ping": {"entryPoint": "ops"},
         "metrics": {"prometheus": {"entryPoint": "ops", "addRoutersLabels": True}},
         "providers": {
+            # Every health check is a Docker event, and Traefik waits this long
+            # after one reload before the next (default 2 s): with a dozen
+            # containers that delays routing to a freshly healthy container by up
+            # to 2 s, while `pulumi up` already removes the old one.
+            "providersThrottleDuration": "200ms",
             "docker": {
                 "endpoint": "tcp://docker-socket-proxy:2375",
                 "exposedByDefault": False,
@@ -140,6 +154,8 @@ def dynamic_config(config: StackConfig) -> dict[str, Any]:
         ADMIN_AUTH: {"basicAuth": {
             "users": [f"{config.admin_user}:{secret('admin-password-bcrypt')}"],
             "removeHeader": True}},
+        # only network errors are retried (nothing was answered): safe for any method
+        RETRY: {"retry": {"attempts": 4, "initialInterval": "50ms"}},
         CROWDSEC: {"plugin": {"bouncer": {
             "enabled": True,
             "crowdsecMode": "live",
@@ -215,8 +231,12 @@ def _labels(container: Container, config: StackConfig, stack: str,
     if container.routes:
         result["traefik.enable"] = "true"
         result["traefik.docker.network"] = config.shared_network
-        service = f"{container.name}{suffix}"
-        own_headers = f"{service}-headers"
+        # The service is shared by the old and the new container of a start-first
+        # update (same name, same load-balancer settings: Traefik balances over
+        # both), so requests move to the new one as soon as it is healthy and the
+        # retry middleware can send a request the stopping one refuses to the other.
+        service = container.name if not suffix else f"{container.name}-{container.port}"
+        own_headers = f"{container.name}{suffix}-headers"
         for route in container.routes:
             middlewares = tuple(
                 f"{own_headers}@docker" if m == SELF_HEADERS else m for m in route.middlewares)

@@ -193,12 +193,13 @@ def _labels_change(name: str, before: dict[str, str], after: dict[str, str]) -> 
 def _without_instance_suffix(name: str, labels: dict[str, str]) -> dict[str, str]:
     """Labels with the instance suffix taken out of router and service names.
 
-    A start-first container's routers and service are named `<name>-<6 hex>`, a
-    hash of its inputs (core.traefik.instance_suffix): every replacement renames
-    all of them, which would hide the one label that really changed.
+    A start-first container's routers and own middlewares are named
+    `<name>-<6 hex>`, a hash of its inputs (core.traefik.instance_suffix): every
+    replacement renames all of them, which would hide the one label that really
+    changed.
     """
-    service_key = re.compile(rf"^traefik\.http\.services\.{re.escape(name)}-([0-9a-f]{{6}})\.")
-    suffixes = {match.group(1) for key in labels if (match := service_key.match(key))}
+    router_key = re.compile(rf"^traefik\.http\.routers\.{re.escape(name)}-([0-9a-f]{{6}})\.rule$")
+    suffixes = {match.group(1) for key in labels if (match := router_key.match(key))}
     if len(suffixes) != 1:
         return labels
     tag = "-" + suffixes.pop()

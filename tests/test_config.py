@@ -151,3 +151,17 @@ def test_several_problems_are_reported_together():
         parse_stack_config("prod", {**values, "tls": "plain"})
     keys = [problem.key for problem in caught.value.problems]
     assert "fourlb:sites.shop.port" in keys and "fourlb:tls" in keys
+
+
+def test_a_container_name_used_by_prod_and_dev_is_refused(tmp_path):
+    """Both stacks run on one Docker engine: a name can exist only once."""
+    for stack in ("prod", "dev"):
+        shutil.copy(PROJECT / f"Pulumi.{stack}.yaml", tmp_path)
+    dev = yaml.safe_load((tmp_path / "Pulumi.dev.yaml").read_text())
+    dev["config"]["fourlb:sites"]["jsr-solutions-prod"] = {
+        "image": "jsr-solutions-frontend:dev", "hostnames": ["jsr-next.4lb.ca"]}
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(dev))
+    with pytest.raises(StackConfigError) as caught:
+        load_plan("dev", tmp_path)
+    assert "fourlb:sites.jsr-solutions-prod = 'jsr-solutions-prod'" in str(caught.value)
+    assert "stack 'prod' (same Docker host)" in str(caught.value)

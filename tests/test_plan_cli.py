@@ -277,9 +277,10 @@ def test_pull_request_comment_starts_with_the_marker_and_names_changed_hostnames
 
 def test_a_stack_missing_at_the_base_is_compared_with_an_empty_plan(project: Path):
     shutil.copy(project / "Pulumi.dev.yaml", project / "Pulumi.qa.yaml")
-    edit_stack(project, "qa", lambda c: c["fourlb:sites"].update(
-        {name: {**site, "hostnames": [h.replace(".4lb.ca", "-qa.4lb.ca") for h in site["hostnames"]]}
-         for name, site in c["fourlb:sites"].items()}))
+    # a stack of its own on the same host: its own hostnames and container names
+    edit_stack(project, "qa", lambda c: c.__setitem__("fourlb:sites", {
+        f"{name}-qa": {**site, "hostnames": [h.replace(".4lb.ca", "-qa.4lb.ca") for h in site["hostnames"]]}
+        for name, site in c["fourlb:sites"].items()}))
     code, diff = diff_json(project, "qa", "--base", "HEAD")
     assert code == 1
     assert {c["kind"] for c in diff["routes"] + diff["containers"]} == {"added"}

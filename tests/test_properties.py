@@ -19,7 +19,7 @@ from config.errors import MISSING
 from config.loading import PROJECT_DIR as PROJECT
 from config.loading import StackFile
 from core.build import build_plan
-from core.edge import load_plan
+from core.edge import load_plan, shared_edge_problems
 from core.model import Container, Plan, secret_names_in
 from core.traefik import DYNAMIC_DIR
 from policy import rules
@@ -274,6 +274,13 @@ def test_a_platform_and_a_sites_stack_share_one_traefik_safely(pair):
     count("prod+dev pair")
     platform_values, sites_values = pair
     platform, sites = plan_of(platform_values, "prod"), plan_of(sites_values, "dev")
+    refused = shared_edge_problems(parse_stack_config("dev", sites_values), sites, {"prod": platform})
+    if refused:
+        # the program stops such a pair before declaring anything; it must say why
+        assert all(p.key.startswith(("fourlb:sites.", "fourlb:services.")) for p in refused)
+        shared = {c.name for c in platform.containers} & {c.name for c in sites.containers}
+        assert shared or set(platform.public_hostnames) & set(sites.public_hostnames)
+        return
     names = [name.lower() for _, name, _ in all_routers([platform, sites])]
     assert len(names) == len(set(names)), names
     for kind in (SERVICE_KEY, MIDDLEWARE_KEY):

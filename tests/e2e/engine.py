@@ -157,6 +157,10 @@ class Engine:
     def inspect(self, container: str) -> dict[str, Any]:
         return self.request("GET", f"/containers/{container}/json")
 
+    def stop(self, ident: str, timeout_s: int) -> None:
+        """As `docker stop -t`: SIGTERM, then SIGKILL after `timeout_s` (0: at once)."""
+        self.request("POST", f"/containers/{ident}/stop", query={"t": timeout_s}, ok=(204, 304))
+
     def remove_container(self, ident: str) -> None:
         self.request("DELETE", f"/containers/{ident}", query={"force": 1, "v": 1}, ok=(200, 204, 404))
 
