@@ -6,6 +6,7 @@ import hashlib
 from typing import Mapping, Optional
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 
 from config.loading import PROJECT_DIR
@@ -126,4 +127,15 @@ class Service(pulumi.ComponentResource):
             # data volume before the new one exists
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=not start_first),
         )
+        if container.settle_s:
+            # Pulumi replaces start-first: create the new container (healthy,
+            # wait=True), update what depends on it, then delete the old one.
+            # This dependent, replaced with every new container, holds that
+            # deletion back until Traefik routes to the new one.
+            command.local.Command(
+                f"{container.name}-settle",
+                create=f"sleep {container.settle_s}",
+                triggers=[self.container.id],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         self.register_outputs({"name": self.container.name})

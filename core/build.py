@@ -27,6 +27,11 @@ from .model import (
     secret,
 )
 
+# Traefik takes a newly healthy container in within about two seconds (Docker
+# events, its reload throttle); the old one of a start-first update keeps
+# serving this long after the new one is healthy.
+SETTLE_S = 5
+
 # The edge cannot be switched off: without it nothing is served or protected.
 REQUIRED_SERVICES = ("traefik", "docker-socket-proxy", "crowdsec")
 
@@ -67,7 +72,9 @@ def build_plan(config: StackConfig, stack: str) -> Plan:
 
     containers = backup.with_backup_mounts(containers)
     containers = _with_generated_files(containers, config, stack)
-    containers = [replace(c, labels=traefik.labels(c, config, stack)) for c in containers]
+    containers = [replace(c, labels=traefik.labels(c, config, stack),
+                          settle_s=SETTLE_S if c.update_order == "start-first" and c.routes else 0)
+                  for c in containers]
     return Plan(
         stack=stack,
         role=config.role,

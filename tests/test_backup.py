@@ -379,15 +379,20 @@ def test_every_database_and_volume_has_an_artifact_with_its_checksum(drill):
             assert artifact.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
 
 
+def point_at(box, server) -> None:
+    """The restore scripts talk to `server` from now on (port and password file)."""
+    box.set(PGPORT=str(server.port))
+    pgpass = box.path(box.settings["PGPASSFILE"])
+    pgpass.chmod(0o600)
+    pgpass.write_text(f"127.0.0.1:{server.port}:*:fourlb:{PG_PASSWORD}\n")
+    pgpass.chmod(0o400)
+
+
 def test_databases_restore_into_a_fresh_server_row_for_row(drill, source_db, target_db):
     box, result, _, _ = drill
     ok(result)
     (run,) = box.runs()
-    box.set(PGPORT=str(target_db.port))
-    pgpass = box.path(box.settings["PGPASSFILE"])
-    pgpass.chmod(0o600)
-    pgpass.write_text(f"127.0.0.1:{target_db.port}:*:fourlb:{PG_PASSWORD}\n")
-    pgpass.chmod(0o400)
+    point_at(box, target_db)
     for database in TABLES:
         ok(box.run("restore-db", box.in_backups(f"{run}/db-{database}.dump")))
         assert fingerprint(target_db, database) == fingerprint(source_db, database)
@@ -400,10 +405,7 @@ def test_a_restore_never_overwrites_a_database_unless_asked(drill, source_db, ta
     box, result, _, _ = drill
     ok(result)
     (run,) = box.runs()
-    box.set(PGPORT=str(target_db.port))
-    pgpass = box.path(box.settings["PGPASSFILE"])
-    pgpass.chmod(0o600)
-    pgpass.write_text(f"127.0.0.1:{target_db.port}:*:fourlb:{PG_PASSWORD}\n")
+    point_at(box, target_db)
     dump = box.in_backups(f"{run}/db-toilettage.dump")
     ok(box.run("restore-db", dump, "toilettage_copy"))
     target_db.sql("toilettage_copy", "DELETE FROM appointments WHERE id > 100")
@@ -453,10 +455,7 @@ def test_the_off_site_copy_restores_when_this_host_has_lost_everything(drill, so
     box, result, _, _ = drill
     ok(result)
     (run,) = box.runs()
-    box.set(PGPORT=str(target_db.port))
-    pgpass = box.path(box.settings["PGPASSFILE"])
-    pgpass.chmod(0o600)
-    pgpass.write_text(f"127.0.0.1:{target_db.port}:*:fourlb:{PG_PASSWORD}\n")
+    point_at(box, target_db)
     lost = box.root / "lost"
     shutil.move(box.dir("BACKUP_DIR") / run, lost)
     try:

@@ -201,3 +201,19 @@ def test_same_hostname_in_dev_and_prod_is_refused_under_pulumi(deploy):
 
 def test_cloudflare_token_is_not_in_any_input(prod):
     assert CLOUDFLARE_TOKEN not in json.dumps([r.inputs for r in prod.resources], default=str)
+
+
+def test_the_old_start_first_container_outlives_the_new_one_being_healthy(prod):
+    """A dependent that Pulumi replaces with each new container and that takes
+    SETTLE_S to create: the old container is deleted only after it."""
+    settles = {r.name: r for r in prod.of_type("command:local:Command")}
+    for name, declared in prod.containers.items():
+        start_first = not declared.options.delete_before_replace
+        routed = any(i["label"] == "traefik.enable" for i in declared.inputs["labels"])
+        settle = settles.get(f"{name}-settle")
+        if start_first and routed:
+            assert settle is not None, name
+            assert settle.inputs["create"] == "sleep 5"
+            assert settle.inputs["triggers"] == [f"{name}-id"]  # the container's ID
+        else:
+            assert settle is None, name

@@ -65,6 +65,7 @@ class DeclaredContainer:
     ports: tuple[dict[str, Any], ...]
     volumes: tuple[dict[str, Any], ...]
     memory_mb: int
+    tmpfs: dict[str, str]
     security_opts: tuple[str, ...]
     restart: str
     log_driver: str
@@ -142,6 +143,7 @@ def _container(run: Run, service: str, inputs: dict[str, Any], plan_port: Option
         ports=tuple(inputs.get("ports") or ()),
         volumes=tuple(inputs.get("volumes") or ()),
         memory_mb=int(inputs.get("memory") or 0),
+        tmpfs=dict(inputs.get("tmpfs") or {}),
         security_opts=tuple(inputs.get("securityOpts") or ()),
         restart=inputs.get("restart", "no"),
         log_driver=inputs.get("logDriver", "json-file"),

@@ -2,10 +2,12 @@
 
 The update is done the way `pulumi up` replaces a start-first container
 (components/service.py: no fixed name, `delete_before_replace=False`,
-`wait=True`): create and start the new container, wait until Docker reports it
-healthy, then delete the old one. The old one is killed at once (stop timeout
-0), the hardest case: a server that exits on SIGTERM without draining. Requests
-run all along, through the real Traefik, bounded in count and time.
+`wait=True`, and a settle command that depends on the container): create and
+start the new container, wait until Docker reports it healthy, let the settle
+time pass (the replaced dependent), then delete the old one. The old one is
+killed at once (stop timeout 0), the hardest case: a server that exits on
+SIGTERM without draining. Requests run all along, through the real Traefik,
+bounded in count and time.
 
 This module runs last (see conftest): afterwards the site runs its new version.
 """
@@ -76,6 +78,7 @@ def test_a_start_first_update_fails_no_request(platform: Platform, stacks: dict[
                                                edge: Edge, deploy) -> None:
     old = stacks[STACK].container(SITE)
     new = next_release(deploy)
+    assert stacks[STACK].plan.container(SITE).settle_s > 0
     assert new.name != old.name, "a start-first container needs a new name to coexist"
     assert set(new.routers()).isdisjoint(old.routers()), "routers must not be defined twice"
 
@@ -88,6 +91,7 @@ def test_a_start_first_update_fails_no_request(platform: Platform, stacks: dict[
         platform.run(new)  # pulumi: create the replacement first...
         platform.wait_healthy([new], HEALTHY_WITHIN_S)  # ...wait=True: until Docker says healthy...
         load.events.append((time.monotonic(), "new healthy"))
+        time.sleep(stacks[STACK].plan.container(SITE).settle_s)  # ...the settle command...
         platform.engine.stop(old.name, timeout_s=0)  # ...then delete the old one
         load.events.append((time.monotonic(), "old stopped"))
         platform.engine.remove_container(old.name)
