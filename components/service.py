@@ -58,8 +58,7 @@ def _image(container: Container, opts: pulumi.ResourceOptions) -> pulumi.Output[
         built = docker.Image(
             container.name,
             image_name=container.image,
-            build=docker.DockerBuildArgs(
-                context=str(PROJECT_DIR / container.build_context), platform="linux/amd64"),
+            build=docker.DockerBuildArgs(context=str(PROJECT_DIR / container.build_context)),
             skip_push=True,  # no registry: the image lives on the host only
             opts=opts,
         )
