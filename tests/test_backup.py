@@ -26,9 +26,11 @@ from typing import Iterator, Optional
 
 import pytest
 
+
 from config.loading import StackFile, parse_stack_config
 from core.build import build_plan
 from core.model import SECRET_PLACEHOLDER, Container
+from tests.processes import stop
 
 PROJECT = Path(__file__).resolve().parent.parent
 PG_BINDIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -145,11 +147,7 @@ def s3_endpoint(scratch) -> Iterator[str]:
         wait_for_port(port, 30)
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
 
 
 # --- the backup container, laid out under a root --------------------------------

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import pytest
+
 import yaml
 
 from config.loading import StackFile, parse_stack_config
@@ -23,6 +24,7 @@ from core import catalog
 from core.build import build_plan
 from core.edge import load_plan
 from core.model import SECRET_PLACEHOLDER, Container, Plan
+from tests.processes import stop
 
 PROJECT = Path(__file__).resolve().parent.parent
 SMTP = {"host": "smtp.4lb.ca", "port": 587, "fromAddress": "alerts@4lb.ca",
@@ -240,11 +242,7 @@ def test_an_alert_reaches_the_mailbox_through_smtp_with_the_password_file(tmp_pa
         pytest.fail("no email arrived; logins tried: %r\n%s" % (
             logins, (tmp_path / "alertmanager.log").read_text()[-3000:]))
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         server.stop()
     sender, recipients, content = mailbox.messages[0]
     assert sender == SMTP["fromAddress"]

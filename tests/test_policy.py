@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import grpc
 import pytest
+
 import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime import proto
@@ -24,6 +25,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from policy import rules, secret_view
 from policy.rules import CONTAINER, VOLUME
+from tests.processes import stop
 
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policy"
 SECRET = {secret_view.SIG_KEY: secret_view.SECRET_SIG}  # wire marker, add "value"
@@ -461,8 +463,7 @@ def served_pack():
         yield analyzer_pb2_grpc.AnalyzerStub(channel)
         channel.close()
     finally:
-        process.terminate()
-        process.wait(10)
+        stop(process)
 
 
 def test_the_served_pack_is_mandatory_and_sees_secrets(served_pack):
