@@ -49,15 +49,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: needs Docker and the traefik binary (tests/e2e)")
 
 
-# Changes what the other tests look at (the site runs its next release after it).
-RUNS_LAST = "test_zero_downtime.py"
+# Modules that change what the other tests see, in the order they run, after all
+# others: the rate limit empties the AI API's bucket for a while, and the
+# zero-downtime update leaves a site on its next release.
+RUN_LAST = ("test_rate_limit.py", "test_zero_downtime.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _is_e2e(item):
             item.add_marker(pytest.mark.e2e)
-    items.sort(key=lambda item: Path(str(item.path)).name == RUNS_LAST)  # stable: order kept
+    def rank(item: pytest.Item) -> int:
+        name = Path(str(item.path)).name
+        return RUN_LAST.index(name) + 1 if name in RUN_LAST else 0
+
+    items.sort(key=rank)  # stable: the order within each rank is kept
 
 
 def _is_e2e(item: pytest.Item) -> bool:
