@@ -7,7 +7,6 @@ import json
 import os
 from typing import Any, Callable, Iterable, Optional
 
-import pulumi
 from pulumi.runtime.config import get_config, is_config_secret
 
 from config import NAMESPACE, Problem, StackConfig, StackConfigError, config_keys, parse_stack_config
@@ -59,7 +58,3 @@ def check_secrets(stack: str, specs: Iterable[SecretSpec], needs_cloudflare: boo
     problems = secret_problems(specs, needs_cloudflare)
     if problems:
         raise StackConfigError(stack, problems)
-
-
-def stack_name() -> str:
-    return pulumi.get_stack()
