@@ -64,6 +64,7 @@ NOT_SNAPSHOTTED = {
 }
 
 POSTGRES_USER = "fourlb"
+REDIS_CONF = "/usr/local/etc/redis/redis.conf"
 POSTGRES_DB = "orchestrator"
 
 
@@ -222,10 +223,13 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         networks=(DATA_NET,),
         port=6379,
         volumes=(("redis_data", "/data"),),
-        # the password lives in an uploaded file, not on the command line
-        command=("redis-server", "/usr/local/etc/redis/redis.conf"),
-        env=(("REDISCLI_AUTH", secret("redis-password")),),
-        healthcheck=HealthCheck(("CMD-SHELL", "redis-cli ping | grep -q PONG")),
+        # the password lives in an uploaded file, not on the command line nor in
+        # env (which the socket proxy's container API shows): the health check
+        # reads it from that file
+        command=("redis-server", REDIS_CONF),
+        healthcheck=HealthCheck(("CMD-SHELL",
+                                 f"REDISCLI_AUTH=\"$(sed -n 's/^requirepass //p' {REDIS_CONF})\" "
+                                 "redis-cli ping | grep -q PONG")),
         memory_mb=512,
         update_order="stop-first",
         stop_grace_s=60,

@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from .catalog import REDIS_CONF
 from .model import Upload, secret
 from .traefik import ACCESS_LOG, DYNAMIC_DIR, SECRETS_DIR, STATIC_FILE
 
@@ -30,7 +31,10 @@ def redis_files() -> tuple[Upload, ...]:
         f"requirepass {secret('redis-password')}",
         "",
     ])
-    return (Upload("/usr/local/etc/redis/redis.conf", conf, mode="0600"),)
+    # Uploads belong to root and the image runs redis-server as user redis (999),
+    # which must read its configuration, password included: readable by all in a
+    # container that runs nothing else (Redis reads no password file).
+    return (Upload(REDIS_CONF, conf, mode="0444"),)
 
 
 def crowdsec_files() -> tuple[Upload, ...]:

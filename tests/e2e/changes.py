@@ -105,13 +105,16 @@ TRAEFIK_KEPT: dict[tuple[str, ...], Any] = {
 
 # How each stand-in container differs from the container the program declares.
 CONTAINER_CHANGES: dict[str, str] = {
-    "image": "the stand-in image (static busybox answering its name on its port) replaces "
-             "every real image: no registry is reachable",
+    "image": "no registry is reachable: a service whose real program Debian packages runs it "
+             "in an image built here from its contract (real/contracts.py, which lists how "
+             "each differs from the official image); every other one runs the stand-in image "
+             "(static busybox answering its name on its port, and `standin_up 1` on /metrics)",
     "ports": "nothing is published on the host: the test Traefik runs on the host itself",
-    "volumes": "no volume or bind mount: the stand-ins keep no data, and the host's "
-               "Docker socket, /, /sys and /proc stay out of them",
+    "volumes": "the real programs mount their declared volumes (new, empty ones made by the "
+               "tests) and host directories as declared; the stand-ins mount none: they keep "
+               "no data, and the host's Docker socket, /, /sys and /proc stay out of them",
     "labels": "one more label, fourlb.e2e=1, by which the tests find and remove what they made",
-    "uploads": "one more file, /standin/listen (port and name of the stand-in)",
+    "uploads": "stand-ins only: one more file, /standin/listen (port and name of the stand-in)",
     "exposed ports": "the traefik container exposes 80/tcp, as the traefik image does (EXPOSE 80): "
                      "Traefik's docker provider needs a port for the default service of a "
                      "container whose routers all target internal services",

@@ -156,9 +156,11 @@ def platform(engine: Engine, run_dir: Path, stacks: dict[str, Declared],
     FACTS["started"] = str(time.monotonic())
     try:
         platform.build_image(tmp_path_factory.mktemp("standin"))
+        MILESTONES["stand-in and real-program images built"] = _since_start()
         platform.create_networks()
+        platform.create_volumes()
         platform.run_all()
-        MILESTONES["stand-in image built, networks and containers started"] = _since_start()
+        MILESTONES["networks, volumes and containers started"] = _since_start()
         yield platform
     finally:
         platform.clean()

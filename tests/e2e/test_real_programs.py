@@ -1,0 +1,244 @@
+"""The real programs (real/contracts.py) run with exactly what the program declares
+for them, as their official images run them, and do their job."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import pytest
+
+from core.catalog import POSTGRES_DB, POSTGRES_USER, REDIS_CONF
+from core.monitoring.prometheus import RULES_FILE
+
+from .declared import Declared, DeclaredContainer
+from .platform import Platform, real_contract
+from .polling import poll
+from .real.contracts import CONTRACTS, STANDINS
+
+HEALTHY_WITHIN_S = 90  # crowdsec's start period is 60 s; checks run every 15 s
+TARGETS_UP_WITHIN_S = 75  # two scrape intervals (30 s) and a margin
+
+
+@pytest.fixture(scope="module")
+def real(platform: Platform, stacks: dict[str, Declared]) -> dict[str, DeclaredContainer]:
+    """prod's containers that run their real program, once all are healthy."""
+    containers = {c.service: c for c in stacks["prod"].containers if real_contract(c)}
+    platform.wait_healthy(containers.values(), HEALTHY_WITHIN_S)
+    return containers
+
+
+def _exec(platform: Platform, container: DeclaredContainer, *command: str) -> str:
+    code, output = platform.engine.exec(container.name, list(command))
+    assert code == 0, f"{container.name}: {command} exited {code}: {output.decode(errors='replace')}"
+    return output.decode()
+
+
+def _env(container: DeclaredContainer, name: str) -> str:
+    (value,) = [e.split("=", 1)[1] for e in container.envs if e.startswith(name + "=")]
+    return value
+
+
+def _http_json(url: str, headers: dict[str, str] | None = None) -> Any:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (container address)
+        return json.loads(response.read())
+
+
+def test_every_service_has_a_contract_or_a_reason_for_its_stand_in(stacks: dict[str, Declared]) -> None:
+    services = {c.service for c in stacks["prod"].containers if c.labels.get("fourlb.role") != "site"}
+    sites = {name for name in services if name not in CONTRACTS and name not in STANDINS}
+    plan_sites = {c.name for c in stacks["prod"].plan.containers if c.role == "site"}
+    assert sites <= plan_sites, f"neither a contract nor a stand-in reason: {sorted(sites - plan_sites)}"
+    assert not set(CONTRACTS) & set(STANDINS)
+
+
+@pytest.mark.parametrize("service", sorted(CONTRACTS))
+def test_the_real_program_runs_healthy_as_its_image_user(platform: Platform, real, service: str) -> None:
+    container = real[service]
+    contract = CONTRACTS[service]
+    assert platform.health(container.name) == "healthy"
+    status = _exec(platform, container, "cat", "/proc/1/status")
+    uid = re.search(r"^Uid:\s+(\d+)", status, re.M).group(1)  # type: ignore[union-attr]
+    gid = re.search(r"^Gid:\s+(\d+)", status, re.M).group(1)  # type: ignore[union-attr]
+    assert (int(uid), int(gid)) == (contract.uid, contract.gid), f"{service}: PID 1 runs as {uid}:{gid}"
+
+
+@pytest.mark.parametrize("service", sorted(CONTRACTS))
+def test_every_upload_is_readable_by_the_user_that_reads_it(platform: Platform, real, service: str) -> None:
+    container = real[service]
+    contract = CONTRACTS[service]
+    for upload in container.uploads:
+        reader = "0" if upload.file in contract.read_as_root else str(contract.uid)
+        code, output = platform.engine.exec_as(container.name, f"{reader}:{contract.gid}",
+                                               ["cat", upload.file])
+        assert code == 0, f"{service}: {upload.file} ({upload.permissions}) unreadable by uid {reader}: {output!r}"
+        assert output.decode() == upload.content, upload.file
+
+
+# --- redis ---------------------------------------------------------------------
+
+def _redis(platform: Platform, container: DeclaredContainer, *command: str, password: str = "") -> str:
+    prefix = ["env", f"REDISCLI_AUTH={password}"] if password else []
+    code, output = platform.engine.exec(container.name, prefix + ["redis-cli", *command])
+    return output.decode().strip()
+
+
+def _redis_password(container: DeclaredContainer) -> str:
+    conf = container.upload(REDIS_CONF).content
+    (password,) = re.findall(r"^requirepass (\S+)$", conf, re.M)
+    return password
+
+
+def test_redis_refuses_commands_without_the_generated_password(platform: Platform, real) -> None:
+    redis = real["redis"]
+    assert _redis(platform, redis, "SET", "k", "v").startswith("NOAUTH")
+    assert "WRONGPASS" in _redis(platform, redis, "SET", "k", "v", password="not-the-password")
+    assert _redis(platform, redis, "SET", "e2e-key", "kept", password=_redis_password(redis)) == "OK"
+
+
+def test_redis_accepts_the_ai_backends_url(platform: Platform, real, stacks: dict[str, Declared]) -> None:
+    url = urllib.parse.urlsplit(_env(stacks["prod"].container("ai-orchestrator-backend"), "REDIS_URL"))
+    assert (url.hostname, url.port) == ("redis", real["redis"].port)
+    assert _redis(platform, real["redis"], "PING", password=urllib.parse.unquote(url.password or "")) == "PONG"
+
+
+def test_redis_writes_its_append_only_file_in_the_volume(platform: Platform, real) -> None:
+    redis = real["redis"]
+    _redis(platform, redis, "SET", "e2e-aof", "1", password=_redis_password(redis))
+    (data,) = [v for v in redis.volumes if v["containerPath"] == "/data"]
+    mountpoint = platform.engine.request("GET", f"/volumes/{data['volumeName']}")["Mountpoint"]
+
+    def written() -> bool:
+        files = subprocess.run(["find", mountpoint, "-name", "*.aof"], capture_output=True, text=True,
+                               timeout=10).stdout
+        increments = [line for line in files.split() if line.endswith(".incr.aof")]
+        return any("e2e-aof" in open(path, errors="replace").read() for path in increments)
+
+    poll("the SET in redis's append-only file in its volume", written, timeout_s=5)
+
+
+# --- postgres ------------------------------------------------------------------
+
+def _psql(platform: Platform, url_or_args: list[str], sql: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", *url_or_args, "-c", sql],
+                          capture_output=True, text=True, timeout=20)
+
+
+def _with_address(url: str, address: str) -> str:
+    """The URL as declared, connecting to `address`: libpq's hostaddr skips the name lookup."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}hostaddr={address}"
+
+
+def test_postgres_was_initialised_from_the_declared_env(platform: Platform, real) -> None:
+    postgres = real["postgres"]
+    roles = _exec(platform, postgres, "psql", "-U", POSTGRES_USER, "-d", POSTGRES_DB, "-At", "-c",
+                  "select rolname from pg_roles where rolsuper")
+    assert roles.split() == [POSTGRES_USER]
+    databases = _exec(platform, postgres, "psql", "-U", POSTGRES_USER, "-d", "postgres", "-At", "-c",
+                      "select datname from pg_database where not datistemplate")
+    assert POSTGRES_DB in databases.split()
+    hba = _exec(platform, postgres, "sh", "-c", 'cat "$PGDATA/pg_hba.conf"')
+    assert re.search(r"^host\s+all\s+all\s+all\s+scram-sha-256$", hba, re.M), hba
+
+
+def test_the_ai_backends_database_url_authenticates(platform: Platform, real, stacks: dict[str, Declared]) -> None:
+    url = _env(stacks["prod"].container("ai-orchestrator-backend"), "DATABASE_URL")
+    address = platform.address(real["postgres"].name, "data-net")
+    result = _psql(platform, [_with_address(url, address)], "select current_user, current_database()")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{POSTGRES_USER}|{POSTGRES_DB}"
+    wrong = url.replace(":" + urllib.parse.urlsplit(url).password + "@", ":wrong@")  # type: ignore[operator]
+    refused = _psql(platform, [_with_address(wrong, address)], "select 1")
+    assert refused.returncode != 0 and "password authentication failed" in refused.stderr, refused.stderr
+
+
+def test_the_backups_pgpass_authenticates(platform: Platform, real) -> None:
+    # as the backup scripts connect: libpq variables from the settings file, password from pgpass
+    output = _exec(platform, real["backup"], "sh", "-c",
+                   "set -a; . /etc/backup/backup.env; psql -X -At -d postgres -c 'select current_user'")
+    assert output.strip() == POSTGRES_USER
+
+
+# --- prometheus, alertmanager, node-exporter -----------------------------------
+
+def _prometheus(platform: Platform, real, path: str) -> Any:
+    address = platform.address(real["prometheus"].name, "monitoring-net")
+    return _http_json(f"http://{address}:{real['prometheus'].port}{path}")["data"]
+
+
+def test_prometheus_loads_the_generated_rules(platform: Platform, real) -> None:
+    import yaml
+
+    generated = yaml.safe_load(real["prometheus"].upload(RULES_FILE).content)
+    loaded = _prometheus(platform, real, "/api/v1/rules")["groups"]
+    assert {g["name"]: sorted(r["name"] for r in g["rules"]) for g in loaded} == {
+        g["name"]: sorted(r["alert"] for r in g["rules"]) for g in generated["groups"]}
+    assert all(r["health"] != "err" for g in loaded for r in g["rules"]), loaded
+
+
+def test_every_declared_scrape_target_is_up(platform: Platform, real) -> None:
+    import yaml
+
+    config = yaml.safe_load(real["prometheus"].upload("/etc/prometheus/prometheus.yml").content)
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+
+    def all_up() -> dict[str, str]:
+        targets = _prometheus(platform, real, "/api/v1/targets")["activeTargets"]
+        health = {t["labels"]["job"]: t["health"] for t in targets}
+        assert set(health) == jobs, health
+        assert all(value == "up" for value in health.values()), {
+            t["labels"]["job"]: t.get("lastError") for t in targets}
+        return health
+
+    poll("every scrape target up", all_up, TARGETS_UP_WITHIN_S, interval_s=3)
+
+
+def test_node_exporter_runs_with_the_declared_flags(platform: Platform, real) -> None:
+    exporter = real["node-exporter"]
+    argv = _exec(platform, exporter, "cat", "/proc/1/cmdline").split("\0")
+    assert argv[1:-1] == list(exporter.command), argv
+    address = platform.address(exporter.name, "monitoring-net")
+    with urllib.request.urlopen(f"http://{address}:{exporter.port}/metrics", timeout=5) as response:  # noqa: S310
+        metrics = response.read().decode()
+    # read through the host's /proc and /sys binds
+    assert "node_cpu_seconds_total{" in metrics and "node_filesystem_avail_bytes{" in metrics
+    assert 'node_textfile_scrape_error 0' in metrics, "the textfile directory must be readable"
+
+
+# --- crowdsec ------------------------------------------------------------------
+
+def _bouncer_key(container: DeclaredContainer) -> str:
+    for env in container.envs:
+        if env.startswith("BOUNCER_KEY_traefik="):
+            return env.split("=", 1)[1]
+    return container.upload("/run/secrets/BOUNCER_KEY_traefik").content.strip()
+
+
+def _decisions(platform: Platform, crowdsec: DeclaredContainer, key: str, ip: str) -> tuple[int, Any]:
+    address = platform.address(crowdsec.name, "crowdsec-net")
+    request = urllib.request.Request(f"http://{address}:{crowdsec.port}/v1/decisions?ip={ip}",
+                                     headers={"X-Api-Key": key})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+def test_crowdsec_accepts_the_generated_bouncer_key_and_returns_its_decisions(platform: Platform, real) -> None:
+    crowdsec = real["crowdsec"]
+    key = _bouncer_key(crowdsec)
+    assert _decisions(platform, crowdsec, "not-the-key", "192.0.2.10")[0] == 403
+    assert _decisions(platform, crowdsec, key, "192.0.2.10") == (200, None)  # nothing known yet
+    _exec(platform, crowdsec, "cscli", "decisions", "add", "--ip", "192.0.2.10", "--duration", "10m",
+          "--reason", "e2e")
+    status, decisions = _decisions(platform, crowdsec, key, "192.0.2.10")
+    assert status == 200 and decisions, decisions
+    assert [(d["value"], d["type"]) for d in decisions] == [("192.0.2.10", "ban")]
+    assert _decisions(platform, crowdsec, key, "192.0.2.11") == (200, None)
