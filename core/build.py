@@ -124,13 +124,15 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
             internal_service=spec.route.internal_service,
         ),)
     networks = tuple(config.shared_network if n == catalog.PUBLIC_NET else n for n in spec.networks)
+    file_env = tuple((f.env, f.path) for f in spec.secret_files if f.env)
     return Container(
         name=spec.name,
         image=settings.image or spec.image,
         networks=networks,
         role=spec.role,
         port=port,
-        env=spec.env + tuple(sorted(settings.env.items())),
+        env=spec.env + file_env + tuple(sorted(settings.env.items())),
+        uploads=tuple(Upload(f.path, secret(f.secret), mode=f.mode) for f in spec.secret_files),
         mounts=spec.mounts() + _bind_mounts(settings.bind_mounts),
         routes=routes,
         published_ports=(PublishedPort(80, 80), PublishedPort(443, 443)) if spec.name == "traefik" else (),
@@ -226,8 +228,12 @@ def _with_generated_files(containers: list[Container], config: StackConfig,
             by_name[name] = replace(by_name[name], uploads=by_name[name].uploads + generate())
     if "traefik" in by_name and config.acme and config.acme.challenge == "cloudflare-dns":
         edge = by_name["traefik"]
+        # lego reads any of its variables from <NAME>_FILE; Traefik runs as root
+        token = catalog.SecretFile("cloudflare-dns-token", f"{traefik.SECRETS_DIR}/cloudflare-dns-token",
+                                   "0400", env="CF_DNS_API_TOKEN_FILE")
         by_name["traefik"] = replace(
-            edge, env=edge.env + (("CF_DNS_API_TOKEN", secret("cloudflare-dns-token")),))
+            edge, env=edge.env + ((token.env, token.path),),
+            uploads=edge.uploads + (Upload(token.path, secret(token.secret), mode=token.mode),))
     return [by_name[c.name] for c in containers]
 
 

@@ -85,6 +85,20 @@ class RouteSpec:
 
 
 @dataclass(frozen=True)
+class SecretFile:
+    """A secret delivered as a file (an upload) instead of an env value: the socket
+    proxy lets Traefik read every container's env (`GET /containers/{id}/json`).
+    `env` names the variable by which the image learns the file's path, if any."""
+
+    secret: str
+    path: str
+    # uploads belong to root:root; the mode says who else may read: 0400 when the
+    # image reads it as root, 0440 when its user is in group root, 0444 otherwise
+    mode: str
+    env: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     image: str
@@ -104,6 +118,7 @@ class ServiceSpec:
     tmpfs: tuple[str, ...] = ()  # see Container.tmpfs
     build_context: Optional[str] = None  # see Container.build_context
     metrics_path: Optional[str] = None  # scraped by Prometheus when set
+    secret_files: tuple[SecretFile, ...] = ()
 
     def mounts(self) -> tuple[Mount, ...]:
         volumes = tuple(Mount(target=t, volume=v) for v, t in self.volumes)
@@ -143,6 +158,19 @@ SECRETS = {
                    purpose="encryption key of the off-site backups; keep a copy off this host"),
     )
 }
+
+# The secrets still delivered as env values, and why each cannot be a file.
+SECRETS_IN_ENV = {
+    ("ai-orchestrator-backend", "DATABASE_URL"):
+        "the platform's own private image reads its settings from env only",
+    ("ai-orchestrator-backend", "REDIS_URL"):
+        "the platform's own private image reads its settings from env only",
+    ("ai-orchestrator-backend", "JWT_SECRET_KEY"):
+        "the platform's own private image reads its settings from env only",
+    ("open-webui", "WEBUI_SECRET_KEY"):
+        "Open WebUI reads WEBUI_SECRET_KEY_FILE only from v0.6.14; the pinned v0.6.5 does not",
+}
+
 
 def hidden_host_sockets(root: str) -> tuple[str, ...]:
     """Where the host's `/` is bound read-only at `root`: the directories that
@@ -195,8 +223,9 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         volumes=(("crowdsec_data", "/var/lib/crowdsec/data"),
                  ("crowdsec_config", "/etc/crowdsec"),
                  ("traefik_logs", "/var/log/traefik")),
-        env=(("COLLECTIONS", "crowdsecurity/traefik crowdsecurity/http-cve"),
-             ("BOUNCER_KEY_traefik", secret("crowdsec-bouncer-key"))),
+        env=(("COLLECTIONS", "crowdsecurity/traefik crowdsecurity/http-cve"),),
+        # docker_start.sh registers a bouncer per /run/secrets/BOUNCER_KEY_* file, as root
+        secret_files=(SecretFile("crowdsec-bouncer-key", "/run/secrets/BOUNCER_KEY_traefik", "0400"),),
         healthcheck=HealthCheck(("CMD", "cscli", "lapi", "status"), start_period_s=60),
         memory_mb=512,
         update_order="stop-first",
@@ -209,8 +238,11 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         networks=(DATA_NET,),
         port=5432,
         volumes=(("postgres_data", "/var/lib/postgresql/data"),),
-        env=(("POSTGRES_USER", POSTGRES_USER), ("POSTGRES_DB", POSTGRES_DB),
-             ("POSTGRES_PASSWORD", secret("postgres-password"))),
+        env=(("POSTGRES_USER", POSTGRES_USER), ("POSTGRES_DB", POSTGRES_DB)),
+        # read by the entrypoint as root, before it drops to postgres; only used
+        # when the data directory is created
+        secret_files=(SecretFile("postgres-password", "/run/secrets/postgres-password", "0400",
+                                 env="POSTGRES_PASSWORD_FILE"),),
         healthcheck=HealthCheck(("CMD-SHELL", f"pg_isready -U {POSTGRES_USER} -d {POSTGRES_DB}")),
         memory_mb=1024,
         update_order="stop-first",
@@ -320,9 +352,11 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         route=RouteSpec("grafana"),
         volumes=(("grafana_data", "/var/lib/grafana"),),
         env=(("GF_SECURITY_ADMIN_USER", "admin"),
-             ("GF_SECURITY_ADMIN_PASSWORD", secret("grafana-admin-password")),
              ("GF_USERS_ALLOW_SIGN_UP", "false"),
              ("GF_ANALYTICS_REPORTING_ENABLED", "false")),
+        # run.sh reads every GF_*__FILE as uid 472, group root
+        secret_files=(SecretFile("grafana-admin-password", "/run/secrets/grafana-admin-password",
+                                 "0440", env="GF_SECURITY_ADMIN_PASSWORD__FILE"),),
         healthcheck=_http_check(3000, "/api/health"),
         memory_mb=512,
         update_order="stop-first",
@@ -400,7 +434,10 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         port=8443,
         route=RouteSpec("code"),
         volumes=(("code_server_data", "/config"),),
-        env=(("PASSWORD", secret("code-server-password")), ("TZ", "America/Toronto")),
+        env=(("TZ", "America/Toronto"),),
+        # linuxserver's init reads FILE__<NAME> as root and sets <NAME> for the app
+        secret_files=(SecretFile("code-server-password", "/run/secrets/code-server-password",
+                                 "0400", env="FILE__PASSWORD"),),
         healthcheck=_http_check(8443, "/healthz", tool="curl"),
         memory_mb=2048,
         update_order="stop-first",

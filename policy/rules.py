@@ -54,8 +54,9 @@ MIN_STS_SECONDS = 31536000  # one year: the HSTS preload list's minimum
 
 # Names of environment variables that carry credentials.
 CREDENTIAL_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|(^|_)(API_?)?KEY($|_))", re.I)
-# `..._FILE` variables name a file that holds the credential, not the credential.
-CREDENTIAL_FILE_NAME = re.compile(r"_FILE$", re.I)
+# `..._FILE` (and Grafana's `GF_..__FILE`, linuxserver's `FILE__...`) variables name
+# a file that holds the credential, not the credential.
+CREDENTIAL_FILE_NAME = re.compile(r"(_FILE$|^FILE__)", re.I)
 URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^/\s@]+@", re.I)
 PASSWORD_HASH = re.compile(r"\$(2[abxy]\$\d\d|apr1)\$")
 PLACEHOLDER = "${secret:"

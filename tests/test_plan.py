@@ -194,7 +194,10 @@ def test_cloudflare_dns_challenge_is_an_option(prod):
     traefik = plan.container("traefik")
     static = yaml.safe_load(traefik.uploads[0].content)
     assert static["certificatesResolvers"]["le"]["acme"]["dnsChallenge"] == {"provider": "cloudflare"}
-    assert ("CF_DNS_API_TOKEN", "${secret:cloudflare-dns-token}") in traefik.env
+    (token,) = [value for key, value in traefik.env if key == "CF_DNS_API_TOKEN_FILE"]
+    assert [(u.content, u.mode) for u in traefik.uploads if u.path == token] == [
+        ("${secret:cloudflare-dns-token}", "0400")]
+    assert not any("${secret:" in value for _, value in traefik.env)
     assert "cloudflare-dns-token" in {s.name for s in plan.secrets}
 
 
@@ -300,3 +303,18 @@ def test_a_changed_label_value_renames_a_start_first_router():
     assert _router_names(base, "jsr-dev").isdisjoint(_router_names(with_csp, "jsr-dev"))
     # an unrelated site keeps its router
     assert _router_names(base, "jsr-solutions") == _router_names(with_csp, "jsr-solutions")
+
+
+def test_secrets_reach_containers_as_files_but_for_the_listed_exceptions():
+    from core.catalog import SECRETS_IN_ENV
+    from core.model import secret_names_in
+
+    _, plan = load_plan("prod")
+    in_env = {(c.name, key) for c in plan.containers for key, value in c.env if secret_names_in(value)}
+    assert in_env == set(SECRETS_IN_ENV), sorted(in_env ^ set(SECRETS_IN_ENV))
+    as_files = {(c.name, u.path) for c in plan.containers for u in c.uploads
+                if secret_names_in(u.content) and u.path.startswith("/run/secrets/")}
+    assert {("postgres", "/run/secrets/postgres-password"),
+            ("grafana", "/run/secrets/grafana-admin-password"),
+            ("code-server", "/run/secrets/code-server-password"),
+            ("crowdsec", "/run/secrets/BOUNCER_KEY_traefik")} <= as_files

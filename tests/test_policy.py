@@ -277,6 +277,7 @@ def test_plain_credentials_in_env_are_refused(env, fragment):
 
 @pytest.mark.parametrize("env", [
     "POSTGRES_USER=fourlb", "POSTGRES_PASSWORD_FILE=/run/secrets/pg", "GF_SECURITY_ADMIN_PASSWORD=",
+    "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/grafana", "FILE__PASSWORD=/run/secrets/code",
     "KEYCLOAK_URL=https://id.4lb.ca", "JWT_EXPIRATION_SECONDS=3600", "CHROMA_HOST=chromadb"])
 def test_ordinary_env_passes(env):
     assert rules.check_plaintext_secrets(container("shop", envs=[env])) == []
@@ -406,7 +407,7 @@ def test_prod_passes_through_the_analyzer_code_path(deploy, monkeypatch):
     # block each preview once the generated passwords exist
     blocked = prod_through_the_analyzer(run)
     assert set(blocked) == {"no-plaintext-secrets"}
-    assert {"postgres", "grafana", "traefik", "ai-orchestrator-backend"} <= set(blocked["no-plaintext-secrets"])
+    assert {"traefik", "ai-orchestrator-backend"} <= set(blocked["no-plaintext-secrets"])
     monkeypatch.setattr(analyzer, "deserialize_properties", secret_view.deserialize_keeping_secrets)
     assert prod_through_the_analyzer(run) == {}
 
@@ -420,7 +421,8 @@ def test_prod_passes_through_the_analyzer_code_path(deploy, monkeypatch):
     ("jsr-solutions-prod", lambda p: [item.__setitem__("value", item["value"].replace(",crowdsec@file", ""))
                                       for item in p["labels"] if item["label"].endswith(".middlewares")],
      "routers-https-crowdsec-headers"),
-    ("postgres", lambda p: p.__setitem__("envs", p["envs"]["value"]), "no-plaintext-secrets"),
+    ("ai-orchestrator-backend", lambda p: p.__setitem__("envs", p["envs"]["value"]),
+     "no-plaintext-secrets"),
 ])
 def test_a_changed_prod_container_is_caught(deploy, target, change, policy):
     declared = deploy("prod").containers[target]

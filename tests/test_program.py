@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.e2e.declared import plain
 from tests.mocks import CLOUDFLARE_TOKEN, GENERATED_PREFIX
 from tests.test_plan import INVENTORY, SEED_VOLUMES
 
@@ -186,8 +187,12 @@ def test_a_secret_set_in_plain_text_is_refused(deploy):
 def test_a_provided_secret_replaces_the_generated_one(deploy):
     run = deploy("prod", secrets={"fourlb:postgresPassword": "provided-pg-password"})
     assert run.error is None, run.error
-    envs = run.containers["postgres"].inputs["envs"]["value"]
-    assert "POSTGRES_PASSWORD=provided-pg-password" in envs
+    inputs = plain(run.containers["postgres"].inputs)
+    assert "POSTGRES_PASSWORD_FILE=/run/secrets/postgres-password" in inputs["envs"]
+    assert {(u["file"], u["content"]) for u in inputs["uploads"]} == {
+        ("/run/secrets/postgres-password", "provided-pg-password")}
+    backend = plain(run.containers["ai-orchestrator-backend"].inputs)["envs"]
+    assert any(e.startswith("DATABASE_URL=") and ":provided-pg-password@" in e for e in backend)
     generated = {r.name for r in run.of_type("random:index/randomPassword:RandomPassword")}
     assert "postgres-password" not in generated and "redis-password" in generated
 

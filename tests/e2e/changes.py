@@ -178,3 +178,44 @@ def lookup(tree: dict[str, Any], path: tuple[str, ...]) -> Optional[Any]:
             return None
         node = node[key]
     return node
+
+
+# How the alert test (test_alert_email.py) changes the generated monitoring files,
+# all the rest being the program's own. Each change with its reason.
+ALERT_CHAIN_CHANGES: dict[str, str] = {
+    "prometheus.yml global.scrape_interval and evaluation_interval: 2s":
+        "the rate() of the CPU rule needs two samples: seconds, not minutes, of waiting",
+    "prometheus.yml: the node-exporter job also scrapes `synthetic-host:9100`":
+        "a stand-in serving a host that is 100% busy with a 95% full filesystem; the real "
+        "node-exporter stays a target beside it",
+    "rules: every `for:` removed":
+        "the alerts fire at the first evaluation; the waits themselves are proven by the "
+        "promtool rule tests (tests/promtool)",
+    "alertmanager.yml global.smtp_smarthost: 127.0.0.1:<port>, smtp_require_tls: false":
+        "the relay is aiosmtpd on 127.0.0.1 in Alertmanager's own network namespace; over "
+        "loopback Go's SMTP client sends the password without TLS",
+    "alertmanager.yml route.group_wait and group_interval: 1s": "no half-minute wait before sending",
+}
+SYNTHETIC_HOST = "synthetic-host"
+SYNTHETIC_METRICS = """\
+# a host whose CPU is never idle and whose filesystem is 95% full
+node_cpu_seconds_total{cpu="0",mode="idle"} 100
+node_cpu_seconds_total{cpu="0",mode="user"} 5000
+node_filesystem_avail_bytes{device="/dev/e2e",fstype="ext4",mountpoint="/srv"} 5e+09
+node_filesystem_size_bytes{device="/dev/e2e",fstype="ext4",mountpoint="/srv"} 1e+11
+"""
+
+
+def for_the_alert_test(prometheus: dict[str, Any], rules: dict[str, Any], alertmanager: dict[str, Any],
+                       smtp_port: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The three files with `ALERT_CHAIN_CHANGES` applied (copies)."""
+    prometheus, rules, alertmanager = (copy.deepcopy(x) for x in (prometheus, rules, alertmanager))
+    prometheus["global"].update(scrape_interval="2s", evaluation_interval="2s")
+    (job,) = [j for j in prometheus["scrape_configs"] if j["job_name"] == "node-exporter"]
+    job["static_configs"][0]["targets"].append(f"{SYNTHETIC_HOST}:9100")
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("for", None)
+    alertmanager["global"].update(smtp_smarthost=f"127.0.0.1:{smtp_port}", smtp_require_tls=False)
+    alertmanager["route"].update(group_wait="1s", group_interval="1s")
+    return prometheus, rules, alertmanager

@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # Modules that change what the other tests see, in the order they run, after all
 # others: the rate limit empties the AI API's bucket for a while, and the
 # zero-downtime update leaves a site on its next release.
-RUN_LAST = ("test_rate_limit.py", "test_zero_downtime.py")
+RUN_LAST = ("test_alert_email.py", "test_rate_limit.py", "test_zero_downtime.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -222,6 +222,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for host in HOSTNAMES:
         missing = sorted(set(checks_for(host)) - PROOF.passed.get(host, set()))
         write(f"  {'proven ' if not missing else 'NOT    '} {host}" + (f"  (missing: {', '.join(missing)})" if missing else ""))
+    if "alert email" in FACTS:
+        write(f"  alerts through the real Prometheus and Alertmanager: {FACTS['alert email']}")
     if "zero-downtime" in FACTS:
         write(f"  zero-downtime update of a site under load: {FACTS['zero-downtime']}")
     for label, seconds in DURATIONS.items():

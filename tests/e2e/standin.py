@@ -64,8 +64,12 @@ while IFS= read -r -t 10 line; do
     case $line in ""|"$cr") break ;; esac
 done
 body="$name"
-# a scrape target (Prometheus's job of a service not installable here): one valid sample
-[ "$target" = /metrics ] && body="standin_up 1"
+# a scrape target (Prometheus's job of a service not installable here): one valid
+# sample, or the series a test wrote to /standin/metrics
+if [ "$target" = /metrics ]; then
+    body="standin_up 1"
+    [ -f /standin/metrics ] && body=$(cat /standin/metrics)
+fi
 printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %d\\r\\n' $((${#body} + 1))
 printf 'X-Standin: %s\\r\\nConnection: close\\r\\n\\r\\n' "$name"
 [ "$method" = HEAD ] || printf '%s\\n' "$body"

@@ -9,7 +9,7 @@ from typing import Callable
 from .declared import Declared, DeclaredContainer
 from .expectations import ADMIN_HOSTNAMES, ROUTES
 from .harness import Edge
-from .platform import Platform
+from .platform import Platform, identity
 
 HEALTHY_WITHIN_S = 60
 NOTICED_WITHIN_S = 20
@@ -84,7 +84,10 @@ def test_a_malformed_label_removes_only_its_route(platform: Platform, stacks: di
                 assert status == 404, f"{what} on {container.name}: https://{route.host} answered {status}"
         for route in others:
             auth = edge.admin if route.host in ADMIN_HOSTNAMES else None
-            response = edge.get(route.host, route.path, auth=auth)
+            path = route.path
+            if route.internal_service is None:
+                path, _ = identity(stacks[route.stack].container(route.service), route.path)
+            response = edge.get(route.host, path, auth=auth)
             assert response.status == 200, f"{route.id} broke with its neighbour: {response.status}"
     finally:
         for container in victims:

@@ -139,6 +139,7 @@ POSTGRES = Contract(
     ),
     entrypoint=("docker-entrypoint.sh",),
     cmd=("postgres",),
+    read_as_root=("/run/secrets/postgres-password",),
     image_env=(("PATH", f"{PG_BIN}:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), ("LANG", "C.UTF-8"),
                ("PGDATA", "/var/lib/postgresql/data")),
     exposed=("5432/tcp",),
@@ -242,8 +243,10 @@ CROWDSEC = Contract(
                   "/etc/crowdsec/acquis.d/ (the program's acquisition upload)",
                   "/var/lib/crowdsec/data (VOLUME: the decisions database)"),
     env=(
-        EnvUse("BOUNCER_KEY_<name>, or the file /run/secrets/BOUNCER_KEY_<name>",
-               "every start, but a bouncer of that name already registered keeps its old key"),
+        EnvUse("BOUNCER_KEY_<name>, or the file /run/secrets/BOUNCER_KEY_<name> (read as root)",
+               "every start, but a bouncer of that name already registered keeps its old key; "
+               "a file registers the bouncer `KEY_<name>` (crowdsec#4301; the name does not "
+               "matter to the key's check)"),
         EnvUse("COLLECTIONS", "every start: installed from the hub"),
     ),
     program="Debian crowdsec 1.4.6 (the image: 1.6); the LAPI's bouncer and decision "
@@ -272,6 +275,7 @@ CROWDSEC = Contract(
         files=(_script("crowdsec", "/docker_start.sh"),),
     ),
     entrypoint=("/bin/sh", "/docker_start.sh"),
+    read_as_root=("/run/secrets/BOUNCER_KEY_traefik",),
     exposed=("8080/tcp",),
 )
 

@@ -4,8 +4,8 @@
 # - an empty /etc/crowdsec (a new volume) gets the image's default configuration;
 # - the local agent gets LAPI credentials (`cscli machines add --auto --force`);
 # - COLLECTIONS are installed from the hub (here: Debian's offline copy of it);
-# - each bouncer named by BOUNCER_KEY_<name> (env) or /run/secrets/BOUNCER_KEY_<name>
-#   (file) is registered with that key, unless a bouncer of that name exists;
+# - each bouncer key of BOUNCER_KEY_<name> (env) or /run/secrets/BOUNCER_KEY_<name>
+#   (file) is registered, unless a bouncer of that name exists (its key is kept);
 # then crowdsec runs in the foreground.
 set -eu
 CONFIG=/etc/crowdsec/config.yaml
@@ -63,16 +63,16 @@ register_bouncer() {
     fi
 }
 
-env | sed -n 's/^BOUNCER_KEY_\([^=]*\)=.*/\1/p' | while read -r name; do
-    eval "key=\${BOUNCER_KEY_$name}"
-    register_bouncer "$name" "$key"
+# as docker_start.sh names them: BOUNCER_KEY_<name> gives <name> (fields 3- of
+# the variable's name split at "_"); a file /run/secrets/BOUNCER_KEY_<name>
+# gives fields 2- of the file's name, i.e. KEY_<name> (crowdsec#4301)
+env | sed -n 's/^\([^=]*[Bb][Oo][Uu][Nn][Cc][Ee][Rr]_[Kk][Ee][Yy][^=]*\)=.*/\1/p' | while read -r variable; do
+    eval "key=\${$variable}"
+    register_bouncer "$(printf '%s' "$variable" | cut -d_ -f3-)" "$key"
 done
-for file in /run/secrets/BOUNCER_KEY_* /run/secrets/bouncer_key_*; do
+for file in /run/secrets/bouncer_key* /run/secrets/BOUNCER_KEY*; do
     [ -f "$file" ] || continue
-    name=${file##*/}
-    name=${name#*_KEY_}
-    name=${name#*_key_}
-    register_bouncer "$name" "$(cat "$file")"
+    register_bouncer "$(echo "$file" | awk -F / '{printf $NF}' | cut -d_ -f2-)" "$(cat "$file")"
 done
 
 exec crowdsec -c "$CONFIG"
