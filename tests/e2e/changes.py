@@ -219,3 +219,13 @@ def for_the_alert_test(prometheus: dict[str, Any], rules: dict[str, Any], alertm
     alertmanager["global"].update(smtp_smarthost=f"127.0.0.1:{smtp_port}", smtp_require_tls=False)
     alertmanager["route"].update(group_wait="1s", group_interval="1s")
     return prometheus, rules, alertmanager
+
+# How the backup test (test_real_programs.py) runs the crontab's command.
+BACKUP_RUN_CHANGES: dict[str, str] = {
+    "BACKUP_CONFIG: the program's backup.env without its RESTIC_* and AWS_* lines":
+        "no off-site bucket is reachable; the upload, retention and restore through restic "
+        "are proven against a local S3 server (moto) in tests/test_backup.py",
+    "started by the test, not at the schedule's minute":
+        "crond (PID 1, with the program's crontab) would wait for 03:15 UTC; the test runs "
+        "the crontab line's command as crond would, as root in that container",
+}

@@ -242,3 +242,55 @@ def test_crowdsec_accepts_the_generated_bouncer_key_and_returns_its_decisions(pl
     assert status == 200 and decisions, decisions
     assert [(d["value"], d["type"]) for d in decisions] == [("192.0.2.10", "ban")]
     assert _decisions(platform, crowdsec, key, "192.0.2.11") == (200, None)
+
+
+# --- backup --------------------------------------------------------------------
+
+ROWS = 250
+
+
+def _crontab_command(backup: DeclaredContainer) -> str:
+    (line,) = [line for line in backup.upload("/etc/crontabs/root").content.splitlines()
+               if line.strip() and not line.startswith("#")]
+    return line.split(None, 5)[5]
+
+
+def test_a_scheduled_backup_run_restores(platform: Platform, real) -> None:
+    """The crontab's command in the backup container, against the real PostgreSQL and
+    the volumes (with changes.BACKUP_RUN_CHANGES): its dump restores with every row,
+    its archives hold the volumes' files, node-exporter exports its status and the
+    backup alert's query sees it."""
+    postgres, backup, exporter = real["postgres"], real["backup"], real["node-exporter"]
+    _exec(platform, postgres, "psql", "-U", POSTGRES_USER, "-d", POSTGRES_DB, "-v", "ON_ERROR_STOP=1", "-c",
+          f"create table e2e_rows as select g as id, md5(g::text) as body from generate_series(1, {ROWS}) g")
+    assert "crond" in _exec(platform, backup, "cat", "/proc/1/cmdline")
+    _exec(platform, backup, "sh", "-c",
+          "grep -v -e '^RESTIC_' -e '^AWS_' /etc/backup/backup.env > /tmp/local.env && "
+          f"BACKUP_CONFIG=/tmp/local.env sh -c {json.dumps(_crontab_command(backup))}")
+    runs = _exec(platform, backup, "sh", "-c", "ls -1 /backups | grep -v -e failed -e '^\\.'").split()
+    assert len(runs) == 1, runs
+    run = f"/backups/{runs[0]}"
+    files = _exec(platform, backup, "ls", "-1", run).split()
+    assert f"db-{POSTGRES_DB}.dump" in files and f"db-{POSTGRES_DB}.dump.sha256" in files, files
+    _exec(platform, backup, "/opt/backup/restore-db", f"{run}/db-{POSTGRES_DB}.dump", "e2e_restored")
+    count = _exec(platform, postgres, "psql", "-U", POSTGRES_USER, "-d", "e2e_restored", "-At", "-c",
+                  "select count(*), sum(length(body)) from e2e_rows")
+    assert count.strip() == f"{ROWS}|{ROWS * 32}"
+    (archive,) = [f for f in files if f.startswith("volume-redis_data") and f.endswith(".tar.gz")]
+    listed = _exec(platform, backup, "tar", "-tzf", f"{run}/{archive}")
+    assert "appendonlydir/" in listed, listed
+
+    address = platform.address(exporter.name, "monitoring-net")
+    with urllib.request.urlopen(f"http://{address}:{exporter.port}/metrics", timeout=5) as response:  # noqa: S310
+        metrics = response.read().decode()
+    assert re.search(r"^fourlb_backup_last_run_status 1$", metrics, re.M), metrics[-2000:]
+    assert re.search(r"^fourlb_backup_last_success_timestamp_seconds \d", metrics, re.M)
+
+    from core.monitoring.queries import backup_age_seconds
+
+    def seen() -> list:
+        query = urllib.parse.quote(backup_age_seconds())
+        return _prometheus(platform, real, f"/api/v1/query?query={query}")["result"]
+
+    (sample,) = poll("the backup alert's query answered by Prometheus", seen, TARGETS_UP_WITHIN_S, interval_s=3)
+    assert 0 <= float(sample["value"][1]) < 600, sample
