@@ -124,7 +124,7 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
             internal_service=spec.route.internal_service,
         ),)
     networks = tuple(config.shared_network if n == catalog.PUBLIC_NET else n for n in spec.networks)
-    file_env = tuple((f.env, f.path) for f in spec.secret_files if f.env)
+    file_env, file_uploads = _secret_file_inputs(spec.secret_files)
     return Container(
         name=spec.name,
         image=settings.image or spec.image,
@@ -132,7 +132,7 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
         role=spec.role,
         port=port,
         env=spec.env + file_env + tuple(sorted(settings.env.items())),
-        uploads=tuple(Upload(f.path, secret(f.secret), mode=f.mode) for f in spec.secret_files),
+        uploads=file_uploads,
         mounts=spec.mounts() + _bind_mounts(settings.bind_mounts),
         routes=routes,
         published_ports=(PublishedPort(80, 80), PublishedPort(443, 443)) if spec.name == "traefik" else (),
@@ -145,6 +145,14 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
         tmpfs=spec.tmpfs,
         build_context=spec.build_context,
     )
+
+
+def _secret_file_inputs(files: Iterable[catalog.SecretFile]
+                        ) -> tuple[tuple[tuple[str, str], ...], tuple[Upload, ...]]:
+    """The env entries (variable -> path) and uploads that deliver secrets as files."""
+    files = tuple(files)
+    env = tuple((f.env, f.path) for f in files if f.env)
+    return env, tuple(Upload(f.path, secret(f.secret), mode=f.mode) for f in files)
 
 
 def _site_container(name: str, site: SiteSettings, config: StackConfig,
@@ -229,11 +237,10 @@ def _with_generated_files(containers: list[Container], config: StackConfig,
     if "traefik" in by_name and config.acme and config.acme.challenge == "cloudflare-dns":
         edge = by_name["traefik"]
         # lego reads any of its variables from <NAME>_FILE; Traefik runs as root
-        token = catalog.SecretFile("cloudflare-dns-token", f"{traefik.SECRETS_DIR}/cloudflare-dns-token",
-                                   "0400", env="CF_DNS_API_TOKEN_FILE")
-        by_name["traefik"] = replace(
-            edge, env=edge.env + ((token.env, token.path),),
-            uploads=edge.uploads + (Upload(token.path, secret(token.secret), mode=token.mode),))
+        env, uploads = _secret_file_inputs((catalog.SecretFile(
+            "cloudflare-dns-token", f"{traefik.SECRETS_DIR}/cloudflare-dns-token", "0400",
+            env="CF_DNS_API_TOKEN_FILE"),))
+        by_name["traefik"] = replace(edge, env=edge.env + env, uploads=edge.uploads + uploads)
     return [by_name[c.name] for c in containers]
 
 

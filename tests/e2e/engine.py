@@ -115,10 +115,7 @@ class Engine:
     def build(self, context_tar: bytes, tag: str, labels: dict[str, str]) -> None:
         data = self.request("POST", "/build", query={"t": tag, "labels": labels, "rm": 1, "forcerm": 1},
                             raw=context_tar, content_type="application/x-tar", timeout=120)
-        for line in (data or b"").decode(errors="replace").splitlines():
-            message = json.loads(line) if line.strip().startswith("{") else {}
-            if "error" in message:
-                raise RuntimeError(f"building {tag}: {message['error']}")
+        _raise_stream_error(data, f"building {tag}")
 
     def containers(self, label: str) -> list[dict[str, Any]]:
         return self.request("GET", "/containers/json", query={"all": 1, "filters": {"label": [label]}})
@@ -168,7 +165,8 @@ class Engine:
         self.request("DELETE", f"/images/{ident}", query={"force": 1}, ok=(200, 404, 409))
 
     def exec(self, container: str, cmd: list[str], user: str = "") -> tuple[int, bytes]:
-        """Runs `cmd` in the container; exit code and combined output (multiplexed stream)."""
+        """Runs `cmd` in the container (as `user`, uid[:gid], if given: `docker exec --user`);
+        exit code and combined output (multiplexed stream)."""
         ident = self.request("POST", f"/containers/{container}/exec", body={
             "Cmd": cmd, "AttachStdout": True, "AttachStderr": True, "User": user})["Id"]
         raw = self.request("POST", f"/exec/{ident}/start", body={"Detach": False, "Tty": False},
@@ -188,21 +186,25 @@ class Engine:
                                        + [("changes", change) for change in changes])
         url = f"/{self.api_version()}/images/create?{query}"
         data = self._call("POST", url, rootfs_tar, "/images/create", "application/x-tar", (200,), 300)
-        for line in (data or b"").decode(errors="replace").splitlines() if isinstance(data, bytes) else ():
-            message = json.loads(line) if line.strip().startswith("{") else {}
-            if "error" in message:
-                raise RuntimeError(f"importing {repository}:{tag}: {message['error']}")
+        _raise_stream_error(data, f"importing {repository}:{tag}")
 
     def create_volume(self, name: str, labels: dict[str, str]) -> None:
         self.request("POST", "/volumes/create", body={"Name": name, "Labels": labels})
 
-    def volumes(self, label: str) -> list[dict[str, Any]]:
-        found = self.request("GET", "/volumes", query={"filters": {"label": [label]}})
-        return found.get("Volumes") or []
+    def volumes(self, label: Optional[str] = None) -> list[dict[str, Any]]:
+        query = {"filters": {"label": [label]}} if label else None
+        return self.request("GET", "/volumes", query=query).get("Volumes") or []
 
     def remove_volume(self, name: str) -> None:
         self.request("DELETE", f"/volumes/{name}", query={"force": 1}, ok=(200, 204, 404))
 
-    def exec_as(self, container: str, user: str, cmd: list[str]) -> tuple[int, bytes]:
-        """As `docker exec --user USER`: `cmd` run as that uid[:gid]."""
-        return self.exec(container, cmd, user=user)
+
+def _raise_stream_error(data: Any, what: str) -> None:
+    """The engine answers a build or an import with a stream of JSON lines, a failure
+    among them as {"error": ...} after a 200: raise it."""
+    if not isinstance(data, bytes):
+        return
+    for line in data.decode(errors="replace").splitlines():
+        message = json.loads(line) if line.strip().startswith("{") else {}
+        if "error" in message:
+            raise RuntimeError(f"{what}: {message['error']}")

@@ -51,15 +51,10 @@ def identity(container: DeclaredContainer, path: str = "/") -> tuple[str, Callab
 
 def _mounts(container: DeclaredContainer) -> list[dict[str, Any]]:
     """The declared volumes and read-only host directories, as the provider mounts them."""
-    mounts = []
-    for volume in container.volumes:
-        if volume.get("volumeName"):
-            mounts.append({"Type": "volume", "Source": volume["volumeName"],
-                           "Target": volume["containerPath"], "ReadOnly": bool(volume.get("readOnly"))})
-        else:
-            mounts.append({"Type": "bind", "Source": volume["hostPath"],
-                           "Target": volume["containerPath"], "ReadOnly": bool(volume.get("readOnly"))})
-    return mounts
+    return [{"Type": "volume" if v.get("volumeName") else "bind",
+             "Source": v.get("volumeName") or v["hostPath"],
+             "Target": v["containerPath"], "ReadOnly": bool(v.get("readOnly"))}
+            for v in container.volumes]
 
 
 def create_spec(container: DeclaredContainer) -> dict[str, Any]:
@@ -162,7 +157,7 @@ class Platform:
         """The declared volumes the real programs mount (new and empty, as on a new host)."""
         names = sorted({v["volumeName"] for c in self.containers if real_contract(c)
                         for v in c.volumes if v.get("volumeName")})
-        existing = {v["Name"]: v for v in self.engine.request("GET", "/volumes").get("Volumes") or []}
+        existing = {v["Name"]: v for v in self.engine.volumes()}
         foreign = [n for n in names if n in existing
                    and (existing[n].get("Labels") or {}).get(E2E_LABEL[0]) != E2E_LABEL[1]]
         assert not foreign, f"volumes not made by these tests exist on this engine: {foreign}; refusing to use them"

@@ -5,6 +5,7 @@ Alertmanager: the program's configuration, rules and password file, with only
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -111,5 +112,5 @@ def test_the_alert_test_changes_are_explained() -> None:
 
 @pytest.fixture(autouse=True)
 def _needs_nsenter() -> None:
-    if subprocess.run(["sh", "-c", "command -v nsenter"], capture_output=True).returncode:
+    if shutil.which("nsenter") is None:
         pytest.skip("nsenter (util-linux) is missing")

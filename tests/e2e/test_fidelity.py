@@ -13,7 +13,7 @@ from . import changes
 from .declared import Declared, traefik_files
 from .harness import Edge
 from .platform import Platform, create_spec, real_contract
-from .real.images import image_settings
+from .real.images import image_env
 
 
 def _minor(version: str) -> tuple[int, int]:
@@ -100,8 +100,8 @@ def test_containers_run_with_the_declared_inputs(platform: Platform) -> None:
         for name, aliases in container.networks:
             assert set(aliases) <= set(networks[name]["Aliases"] or ()), (where, name)
         contract = real_contract(container)
-        image_env = set(image_settings(contract).env) if contract else {"PATH=/usr/local/bin:/bin"}
-        assert [e for e in config["Env"] if e not in image_env] == list(container.envs), where
+        set_by_image = set(image_env(contract)) if contract else {"PATH=/usr/local/bin:/bin"}
+        assert [e for e in config["Env"] if e not in set_by_image] == list(container.envs), where
         # no declared command: the image's own (CMD)
         default_cmd = list(contract.cmd) if contract else []
         assert (config["Cmd"] or []) == (list(container.command) or default_cmd), where

@@ -14,7 +14,7 @@ is checked elsewhere (e.g. Grafana's provisioning files, tests/test_monitoring.p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -145,77 +145,72 @@ POSTGRES = Contract(
     exposed=("5432/tcp",),
 )
 
-PROMETHEUS = Contract(
+NOBODY = 65534
+
+
+def _prom_image(differences: tuple[tuple[str, str], ...], **fields) -> Contract:
+    """A prom/* image: busybox-based, USER nobody from the start, no env read."""
+    return Contract(runs_as="nobody (uid 65534) from the start: USER nobody", uid=NOBODY, gid=NOBODY,
+                    user="nobody", env=(), differences=(_FILES_FROM_HOST, _BUSYBOX) + differences,
+                    **fields)
+
+
+PROMETHEUS = _prom_image(
     service="prometheus",
     official="prom/prometheus",
     read="prometheus/prometheus Dockerfile (v3.2)",
-    runs_as="nobody (uid 65534) from the start: USER nobody",
-    uid=65534, gid=65534,
     config_paths=("/etc/prometheus/prometheus.yml and /etc/prometheus/rules/ (the program's uploads)",
                   "/prometheus (WORKDIR and VOLUME, owned by nobody)"),
-    env=(),
     program="Debian prometheus 2.42 (the image: 3.2); the configuration and rules the program "
             "writes are read by both (promtool 2.42 checks them in tests/test_monitoring.py)",
     differences=(
-        _FILES_FROM_HOST, _BUSYBOX,
         ("web UI", "Debian's package serves the API; its web pages are not under test"),
     ),
     rootfs=RootFs(packages=("prometheus",),
                   host_paths=("/usr/share/prometheus",),
-                  directories=(Directory("/prometheus", 65534, 65534, 0o755),
-                               Directory("/etc/prometheus", 65534, 65534, 0o755))),
+                  directories=(Directory("/prometheus", NOBODY, NOBODY, 0o755),
+                               Directory("/etc/prometheus", NOBODY, NOBODY, 0o755))),
     entrypoint=("/bin/prometheus",),
     cmd=("--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"),
-    user="nobody",
     workdir="/prometheus",
     exposed=("9090/tcp",),
     identity=("/-/healthy", "Prometheus"),
 )
 
-ALERTMANAGER = Contract(
+ALERTMANAGER = _prom_image(
     service="alertmanager",
     official="prom/alertmanager",
     read="prometheus/alertmanager Dockerfile (v0.28)",
-    runs_as="nobody (uid 65534) from the start: USER nobody",
-    uid=65534, gid=65534,
     config_paths=("/etc/alertmanager/alertmanager.yml and its password file (uploads)",
                   "/alertmanager (WORKDIR and VOLUME, owned by nobody)"),
-    env=(),
     program="Debian prometheus-alertmanager 0.25 (the image: 0.28); every setting the program "
             "writes (smtp_auth_password_file included) exists in 0.25",
     differences=(
-        _FILES_FROM_HOST, _BUSYBOX,
         ("paths", "/bin/alertmanager is a link to Debian's prometheus-alertmanager"),
     ),
     rootfs=RootFs(packages=("prometheus-alertmanager",),
                   links=(("/usr/bin/alertmanager", "prometheus-alertmanager"),),
-                  directories=(Directory("/alertmanager", 65534, 65534, 0o755),
-                               Directory("/etc/alertmanager", 65534, 65534, 0o755))),
+                  directories=(Directory("/alertmanager", NOBODY, NOBODY, 0o755),
+                               Directory("/etc/alertmanager", NOBODY, NOBODY, 0o755))),
     entrypoint=("/bin/alertmanager",),
     cmd=("--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"),
-    user="nobody",
     workdir="/alertmanager",
     exposed=("9093/tcp",),
 )
 
-NODE_EXPORTER = Contract(
+NODE_EXPORTER = _prom_image(
     service="node-exporter",
     official="prom/node-exporter",
     read="prometheus/node_exporter Dockerfile (v1.9)",
-    runs_as="nobody (uid 65534) from the start: USER nobody",
-    uid=65534, gid=65534,
     config_paths=("none: flags only (the program's command)",),
-    env=(),
     program="Debian prometheus-node-exporter 1.5 (the image: 1.9); every flag the program "
             "passes exists in 1.5",
     differences=(
-        _FILES_FROM_HOST, _BUSYBOX,
         ("paths", "/bin/node_exporter is Debian's prometheus-node-exporter"),
     ),
     rootfs=RootFs(packages=("prometheus-node-exporter",),
                   links=(("/usr/bin/node_exporter", "prometheus-node-exporter"),)),
     entrypoint=("/bin/node_exporter",),
-    user="nobody",
     exposed=("9100/tcp",),
 )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-from dataclasses import dataclass
 from typing import Iterable
 
 from ..changes import E2E_LABEL
@@ -15,15 +14,11 @@ from .contracts import Contract
 DEFAULT_PATH = "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True)
-class ImageSettings:
-    env: tuple[str, ...]  # KEY=VALUE, as `docker inspect` shows them
-
-
-def image_settings(contract: Contract) -> ImageSettings:
+def image_env(contract: Contract) -> tuple[str, ...]:
+    """The image's ENV, as `docker inspect` shows it (KEY=VALUE)."""
     env = dict(contract.image_env)
     env.setdefault("PATH", DEFAULT_PATH)
-    return ImageSettings(tuple(f"{key}={value}" for key, value in env.items()))
+    return tuple(f"{key}={value}" for key, value in env.items())
 
 
 def dockerfile_changes(contract: Contract) -> list[str]:
@@ -35,7 +30,7 @@ def dockerfile_changes(contract: Contract) -> list[str]:
         changes.append(f"CMD {json.dumps(list(contract.cmd))}")
     if contract.user:
         changes.append(f"USER {contract.user}")
-    changes += [f"ENV {setting}" for setting in image_settings(contract).env]
+    changes += [f"ENV {setting}" for setting in image_env(contract)]
     changes += [f"EXPOSE {port}" for port in contract.exposed]
     return changes
 

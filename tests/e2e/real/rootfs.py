@@ -169,7 +169,7 @@ class _Archive:
             self.link(host, target)
             self.copy(os.path.join(os.path.dirname(host), target), patched)
         elif stat.S_ISDIR(mode.st_mode):
-            if name in self.entries and self.entries[name].isdir() and name in self._walked:
+            if name in self._walked:
                 return
             self._walked.add(name)
             self._directory(host, mode=stat.S_IMODE(mode.st_mode))
