@@ -7,11 +7,12 @@ cross-stack checks). Both end here, so both reject the same mistakes.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .errors import MISSING, Problem, StackConfigError
 from .models import StackConfig
@@ -58,9 +59,33 @@ def _problem(values: Mapping[str, Any], error: Mapping[str, Any]) -> Problem:
 
 
 def _known_keys(location: list[str]) -> str:
-    if len(location) == 1:
-        return ", ".join(config_keys())
-    return "see config/models.py"
+    """The keys the object holding the unknown one allows, as the user spells them."""
+    model: Optional[type[BaseModel]] = StackConfig
+    parts = iter(location[:-1])
+    for part in parts:
+        fields = {field.alias or name: field for name, field in model.model_fields.items()}
+        if part not in fields:
+            return "see config/models.py"
+        model, members = _model_in(fields[part].annotation)
+        if model is None:
+            return "see config/models.py"
+        if members:
+            next(parts, None)  # the member's name or index
+    return ", ".join(sorted(field.alias or name for name, field in model.model_fields.items()))
+
+
+def _model_in(annotation: Any) -> tuple[Optional[type[BaseModel]], bool]:
+    """The model a field holds, and whether it holds a mapping or list of them."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (dict, list) and args:
+        return _model_in(args[-1])[0], True
+    for arg in args:  # Optional[X], Annotated[X, ...]
+        model, members = _model_in(arg)
+        if model is not None:
+            return model, members
+    return None, False
 
 
 def _user_location(values: Any, location: list[str]) -> list[str]:

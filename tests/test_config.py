@@ -125,6 +125,25 @@ def test_unknown_setting_lists_the_known_ones():
     assert "sites" in str(caught.value) and "platformDomain" in str(caught.value)
 
 
+@pytest.mark.parametrize("extra, key, allowed", [
+    ({"rateLimits": {"default": {}}}, "fourlb:rateLimits.default = {}",
+     "aiApiPerMinute, defaultPerMinute"),
+    ({"sites": {"shop": {"image": "shop:1", "hostnames": ["shop.4lb.ca"], "colour": 1}}},
+     "fourlb:sites.shop.colour = 1", "bindMounts, contentSecurityPolicy, env, healthPath"),
+    ({"routes": [{"hostname": "x.4lb.ca", "container": "grafana", "bad": 1}]},
+     "fourlb:routes.0.bad = 1", "container, hostname, pathPrefix"),
+    ({"sites": {"shop": {"image": "shop:1", "hostnames": ["shop.4lb.ca"],
+                         "bindMounts": [{"hostPath": "/srv", "target": "/srv", "mode": "ro"}]}}},
+     "fourlb:sites.shop.bindMounts.0.mode", "hostPath, readOnly, target"),
+])
+def test_an_unknown_nested_setting_lists_the_keys_of_its_object(extra, key, allowed):
+    with pytest.raises(StackConfigError) as caught:
+        parse_stack_config("prod", {**prod_values(), **extra})
+    message = str(caught.value)
+    assert key in message and f"allowed keys here: {allowed}" in message
+    assert "config/models.py" not in message
+
+
 def test_credentials_are_refused_as_plain_env():
     values = with_site(prod_values(), "shop", hostnames=["shop.4lb.ca"], env={"DB_PASSWORD": "x"})
     with pytest.raises(StackConfigError, match="fourlb:sites.shop.env.*credential"):
