@@ -7,7 +7,7 @@ bad stack setting stops here with a message naming the key.
 import pulumi
 
 from components.platform import deploy
-from components.settings import check_secrets, read_stack_config
+from components.settings import check_deployable, read_stack_config
 from config import StackConfigError
 from core.build import build_plan
 from core.edge import check_shared_edge
@@ -17,7 +17,7 @@ try:
     config = read_stack_config(stack)
     plan = build_plan(config, stack)
     check_shared_edge(stack, config, plan)
-    check_secrets(stack, plan.secrets, needs_cloudflare=bool(plan.dns_records))
+    check_deployable(stack, config, plan)
 except StackConfigError as error:
     raise pulumi.RunError(str(error)) from None
 

@@ -10,7 +10,8 @@ from typing import Any, Callable, Iterable, Optional
 from pulumi.runtime.config import get_config, is_config_secret
 
 from config import NAMESPACE, Problem, StackConfig, StackConfigError, config_keys, parse_stack_config
-from core.model import SecretSpec
+from core.deploy_checks import DOCKER_HOST_KEY, deploy_problems
+from core.model import Plan, SecretSpec
 
 CLOUDFLARE_TOKEN_KEY = "cloudflare:apiToken"
 
@@ -54,7 +55,10 @@ def secret_problems(specs: Iterable[SecretSpec], needs_cloudflare: bool,
     return problems
 
 
-def check_secrets(stack: str, specs: Iterable[SecretSpec], needs_cloudflare: bool) -> None:
-    problems = secret_problems(specs, needs_cloudflare)
+def check_deployable(stack: str, config: StackConfig, plan: Plan) -> None:
+    """Everything a deployment needs that planning does not, reported at once: the
+    settings of core.deploy_checks and the secrets."""
+    problems = deploy_problems(stack, config, get_config(DOCKER_HOST_KEY), os.environ)
+    problems += secret_problems(plan.secrets, needs_cloudflare=bool(plan.dns_records))
     if problems:
         raise StackConfigError(stack, problems)

@@ -134,17 +134,25 @@ class RateLimits(_Model):
     default_per_minute: int = Field(default=600, ge=1, le=100_000)
 
 
-# Ranges that can never be a public host's address. Documentation ranges
-# (TEST-NET) are allowed so that example stack files validate.
-_NEVER_PUBLIC = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-                 "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
-
-
 class DnsSettings(_Model):
     provider: Literal["cloudflare", "none"] = "cloudflare"
-    # The host's public address, the content of every A record.
+    # The host's public address, the content of every A record. It may be unset
+    # while planning (python -m plan); a deployment needs it (core.deploy_checks).
     target_ipv4: Optional[str] = None
     proxied: bool = False
+
+    @field_validator("proxied")
+    @classmethod
+    def _not_proxied(cls, value: bool) -> bool:
+        # Until the edge trusts Cloudflare's ranges (forwarded headers, the
+        # client-IP strategy of rate limits, allow-list and bouncer), a proxied
+        # record turns every visitor into a Cloudflare address.
+        if value:
+            raise ValueError(
+                "allowed: false; behind Cloudflare's proxy every visitor arrives from a "
+                "Cloudflare address, so CrowdSec would ban Cloudflare, one rate limit would be "
+                "shared by everyone and the admin allow-list would stop matching")
+        return value
 
     @field_validator("target_ipv4")
     @classmethod
@@ -154,16 +162,13 @@ class DnsSettings(_Model):
         try:
             address = ipaddress.IPv4Address(value)
         except ValueError:
-            raise ValueError("allowed: an IPv4 address such as 203.0.113.10") from None
-        if any(address in ipaddress.IPv4Network(net) for net in _NEVER_PUBLIC):
-            raise ValueError("allowed: the host's public IPv4 address, not a private one")
+            raise ValueError("allowed: an IPv4 address such as 149.56.10.20") from None
+        # is_global is False for private, shared, loopback, link-local and the
+        # documentation ranges (TEST-NET): a record there points at no host
+        if not address.is_global or address.is_multicast or address.is_reserved:
+            raise ValueError("allowed: the host's public unicast IPv4 address; private, "
+                             "reserved and documentation (TEST-NET) ranges reach no host")
         return value
-
-    @model_validator(mode="after")
-    def _target_needed(self) -> "DnsSettings":
-        if self.provider == "cloudflare" and self.target_ipv4 is None:
-            raise ValueError("targetIpv4 is required when provider is cloudflare")
-        return self
 
 
 _EMAIL = re.compile(r"^[^@\s`'\"]+@[^@\s`'\"]+\.[a-z]{2,}$")

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Iterable, Optional
 
-from config.errors import Problem, StackConfigError
+from config.errors import MISSING, Problem, StackConfigError
 from config.models import ServiceSettings, SiteSettings, StackConfig
 from config.types import is_within_zone
 
 from . import backup, catalog, files, monitoring, traefik
 from .catalog import PLATFORM_SERVICES, SECRETS, SERVICES_BY_NAME, ServiceSpec
+from .deploy_checks import is_local_stack
 from .model import (
     SELF_HEADERS,
     Container,
@@ -89,12 +90,27 @@ def build_plan(config: StackConfig, stack: str) -> Plan:
 
 def _check_service_keys(config: StackConfig, problems: _Problems) -> None:
     known = ", ".join(SERVICES_BY_NAME)
+    if not is_local_stack(config):
+        _check_own_software(config, problems)
     for name, settings in config.services.items():
         if name not in SERVICES_BY_NAME:
             problems.add(f"services.{name}", name, f"allowed: one of {known}")
         elif name in REQUIRED_SERVICES and not settings.enabled:
             problems.add(f"services.{name}.enabled", False,
                          "allowed: true; the edge (traefik, socket proxy, crowdsec) is required")
+
+
+def _check_own_software(config: StackConfig, problems: _Problems) -> None:
+    for spec in PLATFORM_SERVICES:
+        settings = config.services.get(spec.name, ServiceSettings())
+        if not spec.own_software_from or not settings.enabled:
+            continue
+        given = settings.model_dump(by_alias=True, exclude_defaults=True)
+        if not any(key in given for key in spec.own_software_from):
+            choices = " or ".join(f"fourlb:services.{spec.name}.{key}" for key in spec.own_software_from)
+            problems.add(f"services.{spec.name}.{spec.own_software_from[0]}", MISSING, (
+                f"required outside the local stack: {spec.name} is the platform's own software "
+                f"and its default {spec.image} is only a stand-in; set {choices}"))
 
 
 def _middlewares(config: StackConfig, rate_limit: str = "default", admin: bool = False,
@@ -268,7 +284,6 @@ def _volumes(containers: Iterable[Container]) -> tuple[Volume, ...]:
 def _dns_records(containers: Iterable[Container], config: StackConfig) -> tuple[DnsRecord, ...]:
     if config.dns.provider != "cloudflare":
         return ()
-    assert config.dns.target_ipv4 is not None  # guaranteed by DnsSettings
     hostnames = sorted({h for c in containers for r in c.routes for h in r.hostnames})
     records = []
     for hostname in hostnames:

@@ -119,6 +119,10 @@ class ServiceSpec:
     build_context: Optional[str] = None  # see Container.build_context
     metrics_path: Optional[str] = None  # scraped by Prometheus when set
     secret_files: tuple[SecretFile, ...] = ()
+    # The platform's own software, which no public image holds: the default image
+    # is only a stand-in for the local stack. Elsewhere one of these settings of
+    # fourlb:services.<name> must say where the real thing comes from.
+    own_software_from: tuple[str, ...] = ()
 
     def mounts(self) -> tuple[Mount, ...]:
         volumes = tuple(Mount(target=t, volume=v) for v, t in self.volumes)
@@ -309,6 +313,9 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         route=RouteSpec("ai"),
         healthcheck=_http_check(80),
         memory_mb=128,
+        # the stock nginx serves only its welcome page: the UI's own image, or its
+        # built files mounted onto /usr/share/nginx/html
+        own_software_from=("image", "bindMounts"),
     ),
     ServiceSpec(
         name="open-webui",

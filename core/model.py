@@ -160,7 +160,7 @@ class DnsRecord:
     zone: str
     name: str  # full name, e.g. ai.4lb.ca
     type: Literal["A", "AAAA", "CNAME"]
-    content: str
+    content: Optional[str]  # None until fourlb:dns.targetIpv4 is set (core.deploy_checks)
     proxied: bool = False
     ttl: int = 1  # 1 = automatic in Cloudflare
 

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from .document import UNSET_TARGET
+
 # Docker cannot change these on a running container: Pulumi replaces it (the
 # Docker provider updates only restart policy and resources in place).
 REPLACING_FIELDS = ("image", "labels", "env", "networks", "mounts", "uploads", "command",
@@ -139,7 +141,7 @@ def _records_by_key(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _record_value(record: dict[str, Any]) -> str:
     proxied = " (proxied)" if record["proxied"] else ""
-    return f"{record['content']}{proxied} in zone {record['zone']}"
+    return f"{record['content'] or UNSET_TARGET}{proxied} in zone {record['zone']}"
 
 
 def _record_change(key: str, before: dict[str, Any], after: dict[str, Any]) -> Change:

@@ -14,7 +14,11 @@ from typing import Any, Optional
 from config.models import StackConfig
 from core.edge import edge_owner
 from core.model import SELF_HEADERS, Container, Plan, Route
+from core.deploy_checks import DNS_TARGET_KEY
 from core.traefik import CERT_RESOLVER
+
+# How a record whose address is not set yet is shown (its content is null in JSON).
+UNSET_TARGET = f"(not set: {DNS_TARGET_KEY})"
 
 # Bump when the shape changes: a diff against a ref written with another
 # version would otherwise report the reshaping as changes to the platform.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .document import UNSET_TARGET
 from .markdown import code, table
 
 
@@ -34,7 +35,7 @@ def _dns(document: dict[str, Any]) -> list[str]:
         return ["No DNS records are managed by this stack."]
     lines: list[str] = []
     for zone, records in sorted(document["dns"].items()):
-        rows = [(code(r["name"]), r["type"], r["content"], "yes" if r["proxied"] else "no")
+        rows = [(code(r["name"]), r["type"], r["content"] or UNSET_TARGET, "yes" if r["proxied"] else "no")
                 for r in records]
         lines += [f"### Zone {code(zone)}", ""] + table(("Name", "Type", "Content", "Proxied"), rows)
         lines.append("")

@@ -22,6 +22,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 GENERATED_PREFIX = "generated-secret-"
 CLOUDFLARE_TOKEN = "cf-token-for-tests-0123456789"
 PROVIDED_PREFIX = "provided-secret-"
+# What a user sets before deploying and the committed stack files do not carry
+# (core.deploy_checks): the host's public address and the Docker host.
+TARGET_IPV4 = "1.2.3.4"
+DOCKER_HOST = "ssh://deploy@platform-host.test"
 
 
 @dataclass
@@ -85,8 +89,12 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
     config = {f"fourlb:{key}": value if isinstance(value, str) else json.dumps(value)
               for key, value in stack_file.values.items()}
     secrets = {}
-    if json.loads(config.get("fourlb:dns", "{}")).get("provider", "cloudflare") == "cloudflare":
+    dns = json.loads(config.get("fourlb:dns", "{}"))
+    if dns.get("provider", "cloudflare") == "cloudflare":
         secrets["cloudflare:apiToken"] = CLOUDFLARE_TOKEN
+        config["fourlb:dns"] = json.dumps({**dns, "targetIpv4": TARGET_IPV4})
+    if stack_file.values.get("platformDomain") != "localhost":
+        config["docker:host"] = DOCKER_HOST
     # the secrets a user must provide (never generated) for what the stack enables
     _, plan = load_plan(stack, PROJECT_DIR)
     for spec in plan.secrets:

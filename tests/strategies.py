@@ -17,7 +17,8 @@ ROUTED_SERVICES = [s for s in PLATFORM_SERVICES if s.route]
 OPTIONAL_SERVICES = [s.name for s in PLATFORM_SERVICES if s.name not in REQUIRED_SERVICES]
 # services another hostname can be routed to (Traefik's dashboard cannot)
 EXTRA_ROUTABLE = [s.name for s in ROUTED_SERVICES if not s.route.internal_service]
-PUBLIC_IPV4 = ["198.51.100.24", "203.0.113.10", "192.0.2.1", "8.8.4.4"]
+# public unicast addresses (DNS targets refuse documentation ranges); never contacted
+PUBLIC_IPV4 = ["1.2.3.4", "149.56.10.20", "8.8.4.4", "81.2.69.142"]
 ALLOW_LISTS = ["203.0.113.0/24", "198.51.100.7/32", "2001:db8::/32", "192.0.2.128/25"]
 IMAGES = ["nginx:1.27-alpine", "ghcr.io/acme/shop:2.3.1", "registry.4lb.ca:5000/jsr/site:1.0.0",
           "httpd:2.4@sha256:" + "a" * 64, "jsr-solutions-frontend:1.0.0"]
@@ -138,8 +139,8 @@ def _stack(draw, role: str, domain: str, used: set[str], local: bool) -> dict[st
         values["acme"] = {"email": f"ops@{domain}", "challenge": challenge,
                           "staging": draw(st.booleans())}
     cloudflare = not local and (challenge == "cloudflare-dns" or draw(st.booleans()))
-    values["dns"] = ({"provider": "cloudflare", "targetIpv4": draw(st.sampled_from(PUBLIC_IPV4)),
-                      "proxied": draw(st.booleans())} if cloudflare else {"provider": "none"})
+    values["dns"] = ({"provider": "cloudflare", "targetIpv4": draw(st.sampled_from(PUBLIC_IPV4))}
+                     if cloudflare else {"provider": "none"})
     if draw(st.booleans()):
         values["adminAllowIps"] = draw(st.lists(st.sampled_from(ALLOW_LISTS), min_size=1,
                                                 max_size=3, unique=True))
@@ -159,6 +160,11 @@ def _stack(draw, role: str, domain: str, used: set[str], local: bool) -> dict[st
             if SERVICES_BY_NAME[name].route and draw(st.booleans()):
                 settings["hostname"] = hostnames.draw(draw)
             services[name] = settings
+        if not local:  # the platform's own software must be named outside *.localhost
+            for spec in PLATFORM_SERVICES:
+                settings = services.get(spec.name, {})
+                if spec.own_software_from and settings.get("enabled", True):
+                    services[spec.name] = {**settings, "image": settings.get("image") or draw(images)}
         if services:
             values["services"] = services
         enabled_routable = [n for n in EXTRA_ROUTABLE if services.get(n, {}).get("enabled", True)]

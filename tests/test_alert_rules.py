@@ -17,10 +17,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from config.loading import StackFile, parse_stack_config
-from core.build import build_plan
 from core.edge import load_plan
 from core.model import Plan
+from tests.plans import prod_plan
 
 PROJECT = Path(__file__).resolve().parent.parent
 UNIT_TESTS = PROJECT / "tests" / "promtool"
@@ -36,11 +35,6 @@ def promtool() -> str:
     if path is None:
         pytest.skip("promtool is not installed (Debian package: prometheus)")
     return path
-
-
-def prod_plan(**settings) -> Plan:
-    values = {**StackFile("prod", PROJECT).values, **settings}
-    return build_plan(parse_stack_config("prod", values), "prod")
 
 
 def rules_text(plan: Plan) -> str:

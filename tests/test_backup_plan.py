@@ -9,18 +9,13 @@ import pytest
 
 from config import StackConfigError, parse_stack_config
 from config.loading import StackFile
-from core.build import build_plan
 from core.edge import load_plan
 from core.model import SECRET_PLACEHOLDER, Plan
+from tests.plans import prod_plan
 
 PROJECT = Path(__file__).resolve().parent.parent
 REMOTE = {"endpoint": "https://s3.ca-central-1.amazonaws.com", "bucket": "fourlb-backups",
           "region": "ca-central-1"}
-
-
-def prod_plan(**settings) -> Plan:
-    values = {**StackFile("prod", PROJECT).values, **settings}
-    return build_plan(parse_stack_config("prod", values), "prod")
 
 
 def settings_of(plan: Plan) -> dict[str, str]:

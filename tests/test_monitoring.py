@@ -19,12 +19,11 @@ import pytest
 
 import yaml
 
-from config.loading import StackFile, parse_stack_config
 from core import catalog
-from core.build import build_plan
 from core.edge import load_plan
 from core.model import SECRET_PLACEHOLDER, Container, Plan
 from tests.processes import stop
+from tests.plans import prod_plan
 
 PROJECT = Path(__file__).resolve().parent.parent
 SMTP = {"host": "smtp.4lb.ca", "port": 587, "fromAddress": "alerts@4lb.ca",
@@ -37,11 +36,6 @@ def tool(*names: str, package: str) -> str:
         if path:
             return path
     pytest.skip(f"{names[0]} is not installed (Debian package: {package})")
-
-
-def prod_plan(**settings) -> Plan:
-    values = {**StackFile("prod", PROJECT).values, **settings}
-    return build_plan(parse_stack_config("prod", values), "prod")
 
 
 def upload(container: Container, path: str) -> str:

@@ -1,0 +1,21 @@
+"""Plans of the committed stack files with some settings changed, for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config import parse_stack_config
+from config.loading import StackFile
+from core.build import build_plan
+from core.model import Plan
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def prod_plan(**settings) -> Plan:
+    """prod's plan with `settings` (top-level keys) replaced; `services` is merged
+    into the stack file's, which names the platform's own software."""
+    values = StackFile("prod", PROJECT).values
+    if "services" in settings:
+        settings["services"] = {**values.get("services", {}), **settings["services"]}
+    return build_plan(parse_stack_config("prod", {**values, **settings}), "prod")
