@@ -1,16 +1,22 @@
-"""A small Docker Engine API client over the local unix socket.
+"""A small Docker Engine API client over the local unix socket, or over ssh.
 
 The raw API (not the `docker` CLI) because the CLI cannot express what the
 program sends: exec-form health checks (`["CMD", ...]`) and several networks
 with aliases. Nothing here talks to a registry: images are built locally.
+
+`DOCKER_HOST=ssh://user@host[:port]` (or the same as argument) reaches the engine
+as the deploy does: each connection through `ssh ... docker system dial-stdio`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import socket
+import subprocess
+import tempfile
 import urllib.parse
 from typing import Any, Optional
 
@@ -20,6 +26,8 @@ from typing import Any, Optional
 OLDEST_API = (1, 41)
 NEWEST_TESTED_API = (1, 47)
 DEFAULT_SOCKET = "/var/run/docker.sock"
+# how long a closed connection's ssh may take to exit before it is killed
+SSH_EXIT_S = 10
 
 
 class EngineError(RuntimeError):
@@ -35,12 +43,40 @@ def socket_path() -> str:
     return DEFAULT_SOCKET
 
 
+def dial_stdio_command(url: str) -> list[str]:
+    """The command the docker CLI (and pulumi-docker, through the same code) runs for
+    an ssh:// host: docker/cli v28.0-v28.2 cli/connhelper/connhelper.go getConnectionHelper
+    and cli/connhelper/ssh/ssh.go Spec.Args. pulumi-docker (terraform-provider-docker
+    Config.NewClient -> connhelper.GetConnectionHelperWithSSHOpts) puts its ssh_opts
+    (docker:sshOpts, DOCKER_SSH_OPTS) first. Before v28.0 there is no -T; from v28.3
+    -l and -p come first and the remote command is one quoted word."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "ssh" or not parts.hostname or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"not an ssh://[user@]host[:port][/socket] URL: {url!r}")
+    args = ["ssh", "-o ConnectTimeout=30", "-T"]
+    if parts.username:
+        args += ["-l", parts.username]
+    if parts.port:
+        args += ["-p", str(parts.port)]
+    remote = ["docker", "--host", f"unix://{parts.path}"] if parts.path else ["docker"]
+    return args + ["--", parts.hostname] + remote + ["system", "dial-stdio"]
+
+
 def _version(text: str) -> tuple[int, int]:
     major, minor = text.split(".")[:2]
     return int(major), int(minor)
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class _Connection(http.client.HTTPConnection):
+    def finish(self) -> None:
+        """After the response is read (or the request failed)."""
+        self.close()
+
+    def explained(self, error: BaseException) -> BaseException:
+        return error
+
+
+class _UnixConnection(_Connection):
     def __init__(self, path: str, timeout: float):
         super().__init__("localhost", timeout=timeout)
         self._path = path
@@ -52,9 +88,72 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+class _DialStdioConnection(_Connection):
+    """One HTTP connection carried by its own `ssh ... docker system dial-stdio`, as the
+    docker CLI does it: one end of a socket pair is the HTTP socket, the other the
+    child's stdin and stdout. Closing it ends the child, which `finish` reaps."""
+
+    def __init__(self, command: list[str], timeout: float):
+        super().__init__("docker", timeout=timeout)
+        self._command = command
+        self._child: Optional[subprocess.Popen] = None
+        self._ours: Optional[socket.socket] = None
+        self._stderr = tempfile.TemporaryFile()
+        self.said = ""  # ssh's stderr, once it has exited
+
+    def connect(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            # a session of its own, as the CLI's commandconn: no terminal signal reaches ssh
+            self._child = subprocess.Popen(self._command, stdin=theirs, stdout=theirs, stderr=self._stderr,
+                                           start_new_session=True)
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.settimeout(self.timeout)
+        self.sock = self._ours = ours
+
+    # not in close(): http.client calls that while the response still reads the socket
+    def finish(self) -> None:
+        if self._ours is not None and self._ours.fileno() != -1:
+            # EOF on the child's stdin (dial-stdio, then ssh, exit), even while a
+            # response object still holds the socket
+            with contextlib.suppress(OSError):
+                self._ours.shutdown(socket.SHUT_RDWR)
+        self.close()
+        if self._child is not None and self._child.returncode is None:
+            try:
+                self._child.wait(timeout=SSH_EXIT_S)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+                self._child.wait()
+        if not self._stderr.closed:
+            self._stderr.seek(0)
+            self.said = self._stderr.read().decode(errors="replace").strip()[-2000:]
+            self._stderr.close()
+
+    def explained(self, error: BaseException) -> BaseException:
+        """`error` with what ssh said (e.g. "Host key verification failed.")."""
+        self.finish()
+        code = self._child.returncode if self._child else None
+        return ConnectionError(f"{error} (through {' '.join(self._command)}: exit {code}, "
+                               f"stderr: {self.said or 'empty'})")
+
+
 class Engine:
     def __init__(self, path: Optional[str] = None, timeout: float = 30.0):
-        self.path = path or socket_path()
+        """`path`: the engine's unix socket, or an ssh:// URL; default from DOCKER_HOST as
+        the docker CLI reads it (unix:// or ssh://; anything else: the default socket)."""
+        target = path or os.environ.get("DOCKER_HOST", "")
+        self._ssh: Optional[list[str]] = None
+        if target.startswith("ssh://"):
+            self._ssh = dial_stdio_command(target)
+            # the socket on the far side, that dial-stdio connects to
+            self.path = urllib.parse.urlsplit(target).path or DEFAULT_SOCKET
+        else:
+            self.path = path or socket_path()
         self.timeout = timeout
         self._api: Optional[str] = None
 
@@ -72,8 +171,19 @@ class Engine:
 
     @property
     def endpoint(self) -> str:
-        """The socket as Traefik's docker provider names it."""
+        """The socket as Traefik's docker provider names it (Traefik runs on the engine's
+        host: for an ssh:// engine, the socket there)."""
         return f"unix://{self.path}"
+
+    @property
+    def ssh_command(self) -> Optional[list[str]]:
+        """What each connection runs, for an ssh:// engine; None on the unix socket."""
+        return list(self._ssh) if self._ssh else None
+
+    def _connection(self, timeout: float) -> _Connection:
+        if self._ssh:
+            return _DialStdioConnection(self._ssh, timeout)
+        return _UnixConnection(self.path, timeout)
 
     def request(self, method: str, path: str, query: Optional[dict[str, Any]] = None,
                 body: Any = None, raw: Optional[bytes] = None, content_type: str = "application/json",
@@ -89,13 +199,15 @@ class Engine:
               content_type: str, ok: tuple[int, ...], timeout: Optional[float]) -> Any:
         path = path or url
         headers = {"Content-Type": content_type} if payload is not None else {}
-        connection = _UnixConnection(self.path, timeout or self.timeout)
+        connection = self._connection(timeout or self.timeout)
         try:
             connection.request(method, url, body=payload, headers=headers)
             response = connection.getresponse()
             data = response.read()
+        except (OSError, http.client.HTTPException) as error:
+            raise connection.explained(error)
         finally:
-            connection.close()
+            connection.finish()
         if response.status not in ok:
             raise EngineError(method, path, response.status, data.decode(errors="replace"))
         if not data:
