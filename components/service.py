@@ -8,6 +8,7 @@ from typing import Mapping, Optional
 import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
+import pulumi_random as random
 
 from config.loading import PROJECT_DIR
 from core.model import SECRET_PLACEHOLDER, Container
@@ -32,24 +33,28 @@ def render(text: str, secrets: Mapping[str, pulumi.Output[str]]) -> pulumi.Input
     return pulumi.Output.secret(pulumi.Output.all(*values).apply(substitute))
 
 
-def docker_name(container: Container,
-                secrets: Mapping[str, pulumi.Output[str]]) -> pulumi.Input[str]:
+def docker_name(container: Container, image_id: pulumi.Input[str],
+                secrets: Mapping[str, pulumi.Output[str]],
+                opts: pulumi.ResourceOptions) -> pulumi.Input[str]:
     """Stop-first containers keep their exact name. Start-first ones need a name
-    Docker can hold twice for a moment: the stable name plus a suffix that
-    changes with every replacing change, secret values included."""
+    Docker can hold twice for a moment: the stable name plus a random suffix
+    drawn again whenever a replacing input changes (the spec, a secret's value,
+    the image ID a tag resolves to). Redeploying an unchanged container means
+    replacing this suffix (`pulumi up --replace <its URN>`): the container follows."""
     if container.update_order == "stop-first":
         return container.name
-    spec = instance_suffix(container)
     names = sorted(container.secret_names())
-    if not names:
-        return f"{container.name}-{spec}"
 
-    def with_secrets(values: list[str]) -> str:
-        digest = hashlib.sha256("\0".join([spec, *values]).encode()).hexdigest()
-        return f"{container.name}-{digest[:6]}"
+    def secrets_digest(values: list[str]) -> str:
+        # a digest of the values, never the values: keepers are stored in plain text
+        return hashlib.sha256("\0".join(values).encode()).hexdigest()
 
-    # six hex digits of a hash reveal nothing of the secrets: the name is public
-    return pulumi.Output.unsecret(pulumi.Output.all(*[secrets[n] for n in names]).apply(with_secrets))
+    keepers: dict[str, pulumi.Input[str]] = {"spec": instance_suffix(container), "image": image_id}
+    if names:
+        keepers["secrets"] = pulumi.Output.unsecret(
+            pulumi.Output.all(*[secrets[n] for n in names]).apply(secrets_digest))
+    suffix = random.RandomId(f"{container.name}-instance", byte_length=3, keepers=keepers, opts=opts)
+    return pulumi.Output.concat(container.name, "-", suffix.hex)
 
 
 def _image(container: Container, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
@@ -63,7 +68,14 @@ def _image(container: Container, opts: pulumi.ResourceOptions) -> pulumi.Output[
             opts=opts,
         )
         return built.repo_digest  # the local image ID: a rebuild replaces the container
-    pulled = docker.RemoteImage(container.name, name=container.image, keep_locally=True, opts=opts)
+    # a followed tag is pulled again whenever the registry's digest for it moves;
+    # any other tag is the local image of that name (`pulumi up --refresh` reads
+    # its current ID, e.g. after a build on the host)
+    triggers = ([docker.get_registry_image_output(name=container.image,
+                                                  opts=pulumi.InvokeOptions(parent=opts.parent))
+                 .sha256_digest] if container.follow_tag else None)
+    pulled = docker.RemoteImage(container.name, name=container.image, keep_locally=True,
+                                pull_triggers=triggers, opts=opts)
     return pulled.image_id
 
 
@@ -78,7 +90,7 @@ class Service(pulumi.ComponentResource):
         healthcheck = container.healthcheck
         self.container = docker.Container(
             container.name,
-            name=docker_name(container, secrets),
+            name=docker_name(container, image_id, secrets, child),
             image=image_id,
             envs=[render(f"{key}={value}", secrets) for key, value in container.env],
             labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in container.labels],

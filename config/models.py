@@ -12,7 +12,8 @@ import posixpath
 import re
 from typing import Annotated, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic.alias_generators import to_camel
 
 from .types import Hostname, Image, MemoryMb, Name, Port, is_within_zone
@@ -103,6 +104,18 @@ class SiteSettings(_Model):
     content_security_policy: Optional[str] = Field(default=None, pattern=r"^[^`\x00-\x1f\x7f]+$")
     env: EnvVars = Field(default_factory=dict)
     bind_mounts: list[BindMount] = Field(default_factory=list)
+    # a mutable tag in a registry (e.g. ghcr.io/jsr/site:dev): each deployment asks
+    # the registry for its digest and ships a new build when the tag moved
+    follow_tag: bool = False
+
+    @field_validator("follow_tag")
+    @classmethod
+    def _follow_a_tag(cls, value: bool, info: ValidationInfo) -> bool:
+        image = info.data.get("image", "")
+        if value and "@sha256:" in image:
+            raise ValueError(f"allowed: only for an image named by a tag; {image!r} is pinned "
+                             "by digest")
+        return value
 
     @field_validator("content_security_policy")
     @classmethod

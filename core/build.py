@@ -191,6 +191,7 @@ def _site_container(name: str, site: SiteSettings, config: StackConfig,
         memory_mb=site.memory_mb,
         update_order="start-first",
         content_security_policy=site.content_security_policy,
+        follow_tag=site.follow_tag,
     )
 
 

@@ -137,6 +137,9 @@ class Container:
     tmpfs: tuple[str, ...] = ()
     # built on the host from this directory of the project instead of pulled
     build_context: Optional[str] = None
+    # a mutable registry tag: every deployment asks the registry for the tag's
+    # digest and pulls (and replaces the container) when it moved
+    follow_tag: bool = False
     # start-first: how long the old container keeps serving once the new one is
     # healthy, so that Traefik has taken the new one in before the old one goes
     settle_s: int = 0

@@ -12,13 +12,16 @@ def deploy() -> Callable[..., Run]:
     """The one owner of Pulumi's global mocks: runs `__main__.py` for a stack.
 
     Results of the unmodified stack files are cached; `overrides` (config key ->
-    JSON text) and `secrets` run a fresh program.
+    JSON text), `secrets`, `image_ids` (tag -> the ID the engine has for it) and
+    `redraw` (RandomIds replaced) run a fresh program.
     """
     cache: dict[str, Run] = {}
 
     def run(stack: str, overrides: Optional[dict[str, str]] = None,
-            secrets: Optional[dict[str, str]] = None, drop: tuple[str, ...] = ()) -> Run:
-        if not overrides and not secrets and not drop and stack in cache:
+            secrets: Optional[dict[str, str]] = None, drop: tuple[str, ...] = (),
+            image_ids: Optional[dict[str, str]] = None, redraw: frozenset[str] = frozenset()) -> Run:
+        fresh = overrides or secrets or drop or image_ids or redraw
+        if not fresh and stack in cache:
             return cache[stack]
         config, secret_keys = stack_config(stack)
         config.update(overrides or {})
@@ -26,8 +29,8 @@ def deploy() -> Callable[..., Run]:
         for key in drop:
             config.pop(key, None)
         keys = [k for k in secret_keys + list(secrets or {}) if k in config]
-        result = run_program(stack, config, keys)
-        if not overrides and not secrets and not drop:
+        result = run_program(stack, config, keys, image_ids, redraw)
+        if not fresh:
             cache[stack] = result
         return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import runpy
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 GENERATED_PREFIX = "generated-secret-"
 CLOUDFLARE_TOKEN = "cf-token-for-tests-0123456789"
 PROVIDED_PREFIX = "provided-secret-"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how mocks mark a secret input
 # What a user sets before deploying and the committed stack files do not carry
 # (core.deploy_checks): the host's public address and the Docker host.
 TARGET_IPV4 = "1.2.3.4"
@@ -58,8 +60,14 @@ class Run:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    def __init__(self, run: Run):
+    """`image_ids` stands for the engine's local images: tag -> the ID it resolves to
+    (default: one derived from the tag)."""
+
+    def __init__(self, run: Run, image_ids: Optional[dict[str, str]] = None,
+                 redraw: frozenset[str] = frozenset()):
         self.run = run
+        self.image_ids = image_ids or {}
+        self.redraw = redraw  # RandomIds drawn again, as `pulumi up --replace <urn>` does
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         options = self.run.options.get((args.typ, args.name))
@@ -69,7 +77,14 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["result"] = GENERATED_PREFIX + args.name
             state["bcryptHash"] = "$2a$10$" + "h" * 53
         elif args.typ == "docker:index/remoteImage:RemoteImage":
-            state["imageId"] = "sha256:" + args.inputs.get("name", args.name)
+            name = args.inputs.get("name", args.name)
+            state["imageId"] = self.image_ids.get(name, "sha256:" + name)
+        elif args.typ == "random:index/randomId:RandomId":
+            # as random_id: a new value whenever a keeper changes (here a digest of
+            # them, so that runs with equal keepers agree, as one stack's state would)
+            keepers = json.dumps([plain(args.inputs.get("keepers", {})), args.name in self.redraw],
+                                 sort_keys=True)
+            state["hex"] = hashlib.sha256(keepers.encode()).hexdigest()[:6]
         elif args.typ == "docker:index/image:Image":  # built on the host: the local image ID
             state["repoDigest"] = "sha256:" + args.inputs.get("imageName", args.name)
         return f"{args.name}-id", state
@@ -79,6 +94,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.token == "cloudflare:index/getZone:getZone":
             name = args.args["filter"]["name"]
             return {"zoneId": f"zone-id-{name}", "name": name}
+        if args.token == "docker:index/getRegistryImage:getRegistryImage":
+            name = args.args["name"]
+            return {"name": name, "sha256Digest": self.image_ids.get(name, "sha256:registry-" + name)}
         return {}
 
 
@@ -104,9 +122,22 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
     return config, list(secrets)
 
 
-def run_program(stack: str, config: dict[str, str], secret_keys: list[str]) -> Run:
+def plain(value: Any) -> Any:
+    """The value without Pulumi's secret wrappers, at any depth."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return plain(value.get("value"))
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
+                image_ids: Optional[dict[str, str]] = None, redraw: frozenset[str] = frozenset()) -> Run:
     run = Run(stack)
-    pulumi.runtime.set_mocks(RecordingMocks(run), project="fourlb", stack=stack, preview=False)
+    pulumi.runtime.set_mocks(RecordingMocks(run, image_ids, redraw), project="fourlb", stack=stack,
+                             preview=False)
     pulumi.runtime.set_all_config(config, secret_keys=secret_keys)
     main = str(PROJECT_DIR / "__main__.py")
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.e2e.declared import plain
-from tests.mocks import CLOUDFLARE_TOKEN, GENERATED_PREFIX
+from tests.mocks import CLOUDFLARE_TOKEN, GENERATED_PREFIX, SECRET_SIG
 from tests.test_plan import INVENTORY, SEED_VOLUMES
 
 CONTAINER = "docker:index/container:Container"
@@ -15,7 +15,6 @@ IMAGE = "docker:index/remoteImage:RemoteImage"
 VOLUME = "docker:index/volume:Volume"
 NETWORK = "docker:index/network:Network"
 RECORD = "cloudflare:index/dnsRecord:DnsRecord"
-SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how mocks mark a secret input
 
 
 def is_secret(value) -> bool:
@@ -222,3 +221,42 @@ def test_the_old_start_first_container_outlives_the_new_one_being_healthy(prod):
             assert settle.inputs["triggers"] == [f"{name}-id"]  # the container's ID
         else:
             assert settle is None, name
+
+
+RANDOM_ID = "random:index/randomId:RandomId"
+
+
+def test_start_first_names_are_drawn_again_when_the_image_id_moves(prod, deploy):
+    """A new build under the same tag (read by `pulumi up --refresh`) changes the
+    image ID only: the name must change too, or the replacement meets the old one."""
+    moved = deploy("prod", image_ids={"jsr-solutions-frontend:1.0.0": "sha256:" + "c" * 64})
+    before, after = prod.containers["jsr-solutions-prod"], moved.containers["jsr-solutions-prod"]
+    assert labels(before) == labels(after)
+    assert before.inputs["name"] != after.inputs["name"]
+    # stop-first containers keep their exact name whatever the image
+    assert moved.containers["postgres"].inputs["name"] == "postgres"
+
+
+def test_instance_names_keep_no_secret_in_plain_text(prod):
+    instances = {r.name: r for r in prod.of_type(RANDOM_ID)}
+    assert set(instances) == {f"{name}-instance" for name, c in prod.containers.items()
+                              if labels(c)["fourlb.update-order"] == "start-first"}
+    text = json.dumps([r.inputs for r in instances.values()])
+    assert GENERATED_PREFIX not in text and "provided-secret-" not in text
+    backend = plain(instances["ai-orchestrator-backend-instance"].inputs["keepers"])
+    assert set(backend) == {"spec", "image", "secrets"} and len(backend["secrets"]) == 64
+
+
+def test_a_followed_tag_is_pulled_again_when_the_registry_digest_moves(deploy):
+    sites = {"shop": {"image": "ghcr.io/jsr/shop:dev", "hostnames": ["shop.4lb.ca"], "followTag": True},
+             "blog": {"image": "ghcr.io/jsr/blog:dev", "hostnames": ["blog.4lb.ca"]}}
+    overrides = {"fourlb:sites": json.dumps(sites)}
+    first = deploy("dev", overrides=overrides)
+    image = first.one(IMAGE, "shop")
+    assert image.inputs["pullTriggers"] == ["sha256:registry-ghcr.io/jsr/shop:dev"]
+    assert ("docker:index/getRegistryImage:getRegistryImage", {"name": "ghcr.io/jsr/shop:dev"}) in [
+        (token, {k: v for k, v in args.items() if k == "name"}) for token, args in first.calls]
+    moved = deploy("dev", overrides=overrides, image_ids={"ghcr.io/jsr/shop:dev": "sha256:" + "d" * 64})
+    assert moved.one(IMAGE, "shop").inputs["pullTriggers"] == ["sha256:" + "d" * 64]
+    # tags not followed ask no registry
+    assert not first.one(IMAGE, "blog").inputs.get("pullTriggers")

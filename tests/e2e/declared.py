@@ -14,25 +14,13 @@ import yaml
 
 from core.edge import load_plan
 from core.model import Plan
-from tests.mocks import Run
+from tests.mocks import Run, plain
 
 NETWORK = "docker:index/network:Network"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 BUILT_IMAGE = "docker:index/image:Image"
-_SECRET_SIG = "4dabf18193072939515e22adb298388d"
 _PORT_LABEL = re.compile(r"^traefik\.http\.services\.([^.]+)\.loadbalancer\.server\.port$")
 _ROUTER_LABEL = re.compile(r"^traefik\.http\.routers\.([^.]+)\.(.+)$")
-
-
-def plain(value: Any) -> Any:
-    """The value without Pulumi's secret wrappers, at any depth."""
-    if isinstance(value, dict):
-        if _SECRET_SIG in value:
-            return plain(value.get("value"))
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)
