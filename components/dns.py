@@ -7,13 +7,14 @@ from typing import Optional
 import pulumi
 import pulumi_cloudflare as cloudflare
 
+from core.import_file import DNS_COMPONENT_TYPE
 from core.model import DnsRecord
 
 
 class DnsRecords(pulumi.ComponentResource):
     def __init__(self, name: str, stack: str, zones: tuple[str, ...],
                  records: tuple[DnsRecord, ...], opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("fourlb:cloudflare:DnsRecords", name, None, opts)
+        super().__init__(DNS_COMPONENT_TYPE, name, None, opts)
         invoke = pulumi.InvokeOptions(parent=self)
         zone_ids = {
             zone: cloudflare.get_zone_output(filter={"name": zone, "match": "all"}, opts=invoke).zone_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from core.import_file import DNS_COMPONENT_NAME
 from core.model import Plan
 
 from .dns import DnsRecords
@@ -23,11 +24,14 @@ def deploy(plan: Plan) -> dict[str, Service]:
         for container in plan.containers
     }
     if plan.dns_records:
-        DnsRecords("dns", plan.stack, plan.dns_zones, plan.dns_records)
+        DnsRecords(DNS_COMPONENT_NAME, plan.stack, plan.dns_zones, plan.dns_records)
 
     pulumi.export("hostnames", {
         host: container.name for container in plan.containers for host in container.public_hostnames})
     pulumi.export("containers", {name: s.container.name for name, s in services.items()})
-    if "admin-password" in secrets.values:
-        pulumi.export("adminPassword", secrets.values["admin-password"])
+    # every generated or provided password a person types, readable with
+    # `pulumi stack output <key> --show-secrets`
+    for spec in plan.secrets:
+        if spec.login:
+            pulumi.export(spec.config_key, pulumi.Output.secret(secrets.values[spec.name]))
     return services

@@ -184,6 +184,8 @@ class SecretSpec:
     purpose: str = ""
     # for basic auth: a bcrypt hash of the password is also available as `<name>-bcrypt`
     bcrypt: bool = False
+    # a password a person types: exported as the secret stack output `config_key`
+    login: str = ""  # where, e.g. "grafana.4lb.ca (user admin)"
 
 
 @dataclass(frozen=True)

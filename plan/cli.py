@@ -1,4 +1,5 @@
-"""Command line: `python -m plan STACK` and `python -m plan diff ...`.
+"""Command line: `python -m plan STACK`, `python -m plan diff ...` and
+`python -m plan import-dns STACK`.
 
 Exit codes of `diff`: 0 nothing changes, 1 something does, 2 the comparison
 could not be made (a bad stack file, an unknown git ref). CI relies on them.
@@ -7,12 +8,14 @@ could not be made (a bad stack file, an unknown git ref). CI relies on them.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any, Optional, Sequence
 
 from config.errors import StackConfigError
 from config.loading import PROJECT_DIR
 from core.edge import load_plan
+from core.import_file import dns_import_file
 
 from .diff import StackDiff, diff_documents
 from .diff_render import diffs_json, diffs_markdown, diffs_text
@@ -89,8 +92,30 @@ def _plan_command(args: Sequence[str]) -> int:
     return 0
 
 
+def _import_dns_command(args: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m plan import-dns",
+        description="A file for `pulumi import --file FILE -s STACK` that adopts the existing "
+                    "Cloudflare records of the stack's hostnames under the program's own names "
+                    "and parent. Fill in each id as <zone id>/<record id>.")
+    parser.add_argument("stack")
+    options = parser.parse_args(args)
+    try:
+        _, plan = load_plan(options.stack, PROJECT_DIR)
+    except StackConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ERROR
+    if not plan.dns_records:
+        print(f"error: stack {options.stack} declares no DNS records", file=sys.stderr)
+        return ERROR
+    sys.stdout.write(json.dumps(dns_import_file(plan), indent=2) + "\n")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "diff":
         return _diff_command(args[1:])
+    if args and args[0] == "import-dns":
+        return _import_dns_command(args[1:])
     return _plan_command(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import runpy
+from unittest import mock
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -45,6 +46,10 @@ class Run:
     calls: list[tuple[str, dict]] = field(default_factory=list)
     error: Optional[BaseException] = None
     options: dict[tuple[str, str], pulumi.ResourceOptions] = field(default_factory=dict)
+    # (type, logical name) -> URN, of every resource the program registered
+    urns: dict[tuple[str, str], str] = field(default_factory=dict)
+    # stack outputs: name -> (value, whether it is a secret), once resolved
+    exports: dict[str, tuple[Any, bool]] = field(default_factory=dict)
 
     def of_type(self, typ: str) -> list[Declared]:
         return [r for r in self.resources if r.typ == typ]
@@ -145,14 +150,24 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
         # mocks never see resource options; a stack transformation sees exactly
         # what the program passed (protect, retain_on_delete, delete_before_replace)
         run.options[(args.type_, args.name)] = args.opts
+        registered[(args.type_, args.name)] = args.resource  # its urn is set after this
         return None
+
+    exported: dict[str, pulumi.Output] = {}
+    registered: dict[tuple[str, str], pulumi.Resource] = {}
 
     def program() -> None:
         pulumi.runtime.register_stack_transformation(record_options)
-        runpy.run_path(main, run_name="__main__")
+        # the mocks' monitor drops stack outputs: record them on the way
+        with mock.patch.object(pulumi, "export", lambda name, value: exported.setdefault(
+                name, pulumi.Output.from_input(value))):
+            runpy.run_path(main, run_name="__main__")
 
     try:
         _sync_await(run_pulumi_func(program))
+        run.exports = {name: (_sync_await(output.future()), _sync_await(output.is_secret()))
+                       for name, output in exported.items()}
+        run.urns = {key: _sync_await(resource.urn.future()) for key, resource in registered.items()}
     except Exception as error:  # recorded: tests about bad config assert on it
         run.error = error
     return run

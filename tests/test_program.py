@@ -260,3 +260,42 @@ def test_a_followed_tag_is_pulled_again_when_the_registry_digest_moves(deploy):
     assert moved.one(IMAGE, "shop").inputs["pullTriggers"] == ["sha256:" + "d" * 64]
     # tags not followed ask no registry
     assert not first.one(IMAGE, "blog").inputs.get("pullTriggers")
+
+
+def test_every_login_is_a_secret_stack_output_holding_what_the_service_gets(prod):
+    exported = {name: value for name, (value, secret) in prod.exports.items() if secret}
+    assert {"adminPassword", "grafanaAdminPassword", "codeServerPassword"} <= set(exported)
+    assert not any(secret is False and "assword" in name for name, (_, secret) in prod.exports.items())
+    grafana = plain(prod.containers["grafana"].inputs)["uploads"]
+    code = plain(prod.containers["code-server"].inputs)["uploads"]
+    assert exported["grafanaAdminPassword"] in {u["content"] for u in grafana}
+    assert exported["codeServerPassword"] in {u["content"] for u in code}
+    assert exported["adminPassword"] == GENERATED_PREFIX + "admin-password"
+
+
+def implied_urn(entry: dict, name_table: dict[str, str]) -> str:
+    """The URN `pulumi import --file` gives a resource: its parent's qualified type,
+    then its own (the engine's format)."""
+    parent = name_table[entry["parent"]]
+    prefix, parent_type, _ = parent.rsplit("::", 2)
+    return f"{prefix}::{parent_type}${entry['type']}::{entry['name']}"
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_the_dns_import_file_names_the_records_as_the_program_declares_them(deploy, stack):
+    import subprocess
+    import sys
+    from tests.mocks import PROJECT_DIR
+    result = subprocess.run([sys.executable, "-m", "plan", "import-dns", stack], cwd=PROJECT_DIR,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    run = deploy(stack)
+    declared_urns = {urn for (typ, _), urn in run.urns.items() if typ == RECORD}
+    imported = {implied_urn(entry, document["nameTable"]) for entry in document["resources"]}
+    assert declared_urns and imported == declared_urns
+    # the parent itself is a component the program declares under that URN. The mock
+    # monitor qualifies a child of the stack with the stack's type; the engine does
+    # not (a top-level component is urn:pulumi:STACK::PROJECT::TYPE::NAME)
+    engine_urns = {urn.replace("::pulumi:pulumi:Stack$", "::") for urn in run.urns.values()}
+    assert set(document["nameTable"].values()) <= engine_urns
