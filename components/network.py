@@ -27,7 +27,10 @@ class Networks(pulumi.ComponentResource):
                 driver="bridge",
                 internal=network.internal,
                 labels=[docker.NetworkLabelArgs(label="fourlb.purpose", value=network.purpose)],
-                opts=pulumi.ResourceOptions(parent=self),
+                # a network made by hand and imported on a takeover carries none of our
+                # labels: a label change would replace it under the running containers
+                opts=pulumi.ResourceOptions(
+                    parent=self, ignore_changes=["labels"] if network.adopted else None),
             )
             self.names[network.name] = resource.name
         self.register_outputs({"names": self.names})

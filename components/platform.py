@@ -18,11 +18,11 @@ def deploy(plan: Plan) -> dict[str, Service]:
     networks = Networks("networks", plan.networks)
     volumes = Volumes("volumes", plan.volumes)
     secrets = Secrets("secrets", plan.stack, plan.secrets)
-    services = {
-        container.name: Service(
-            container, secrets=secrets.values, networks=networks.names, volumes=volumes.names)
-        for container in plan.containers
-    }
+    services: dict[str, Service] = {}
+    for container in plan.containers:  # in plan order: what a container starts after comes first
+        services[container.name] = Service(
+            container, secrets=secrets.values, networks=networks.names, volumes=volumes.names,
+            after=[services[name].container for name in container.starts_after])
     if plan.dns_records:
         DnsRecords(DNS_COMPONENT_NAME, plan.stack, plan.dns_zones, plan.dns_records)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_command as command
@@ -82,7 +82,7 @@ def _image(container: Container, opts: pulumi.ResourceOptions) -> pulumi.Output[
 class Service(pulumi.ComponentResource):
     def __init__(self, container: Container, *, secrets: Mapping[str, pulumi.Output[str]],
                  networks: Mapping[str, pulumi.Input[str]], volumes: Mapping[str, pulumi.Input[str]],
-                 opts: Optional[pulumi.ResourceOptions] = None):
+                 after: Sequence[pulumi.Resource] = (), opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("fourlb:docker:Service", container.name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         image_id = _image(container, child)
@@ -118,6 +118,10 @@ class Service(pulumi.ComponentResource):
                                             protocol=p.protocol)
                    for p in container.published_ports],
             command=list(container.command) or None,
+            entrypoints=list(container.entrypoint) or None,
+            user=container.user,
+            # a container on no network of the plan gets none at all (not Docker's bridge)
+            network_mode=None if container.networks else "none",
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=list(healthcheck.test),
                 interval=f"{healthcheck.interval_s}s",
@@ -136,7 +140,8 @@ class Service(pulumi.ComponentResource):
             destroy_grace_seconds=container.stop_grace_s,
             # stop-first: the old container must free its name, host ports and
             # data volume before the new one exists
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=not start_first),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=not start_first,
+                                        depends_on=list(after)),
         )
         if container.settle_s:
             # Pulumi replaces start-first: create the new container (healthy,

@@ -31,6 +31,17 @@ _PLACEHOLDER = "${secret:"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _check_docker_volume_name(value: str) -> str:
+    # Docker's own rule for volume names
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", value) or len(value) > 255:
+        raise ValueError("allowed: a Docker volume name: letters, digits, '_', '.' and '-', "
+                         "starting with a letter or digit, e.g. ai-tools_postgres_data")
+    return value
+
+
+DockerVolumeName = Annotated[str, AfterValidator(_check_docker_volume_name)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
@@ -297,11 +308,20 @@ class StackConfig(_Model):
         default_factory=list
     )
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    # unset: while CrowdSec's API does not answer, known bans are still refused
+    # and everyone else is served; set: everyone is refused after that long
+    crowdsec_fail_closed_after_seconds: Optional[int] = Field(default=None, ge=15, le=86_400)
     services: dict[Name, ServiceSettings] = Field(default_factory=dict)
     sites: dict[Name, SiteSettings] = Field(default_factory=dict)
     routes: list[ExtraRoute] = Field(default_factory=list)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    # Taking over a host that already runs the platform (docs/cutover.md, `python -m
+    # plan adopt`): the Docker name of a plan volume (key: the plan's volume, e.g.
+    # postgres_data: ai-tools_postgres_data); with `takeover`, each mapped volume
+    # is imported, so a missing one stops the deployment instead of starting empty
+    volume_names: dict[str, DockerVolumeName] = Field(default_factory=dict)
+    takeover: bool = False
 
     @model_validator(mode="after")
     def _role_rules(self) -> "StackConfig":

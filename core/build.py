@@ -9,7 +9,7 @@ from config.errors import MISSING, Problem, StackConfigError
 from config.models import ServiceSettings, SiteSettings, StackConfig
 from config.types import is_within_zone
 
-from . import backup, catalog, files, monitoring, traefik
+from . import backup, catalog, files, live_config, monitoring, traefik
 from .catalog import PLATFORM_SERVICES, SECRETS, SERVICES_BY_NAME, ServiceSpec
 from .deploy_checks import is_local_stack
 from .model import (
@@ -73,14 +73,15 @@ def build_plan(config: StackConfig, stack: str) -> Plan:
 
     containers = backup.with_backup_mounts(containers)
     containers = _with_generated_files(containers, config, stack)
+    containers = _with_live_config(containers)
     containers = [replace(c, labels=traefik.labels(c, config, stack),
                           settle_s=SETTLE_S if c.update_order == "start-first" and c.routes else 0)
                   for c in containers]
     return Plan(
         stack=stack,
         role=config.role,
-        networks=_networks(containers, config),
-        volumes=_volumes(containers),
+        networks=tuple(replace(n, adopted=config.takeover) for n in _networks(containers, config)),
+        volumes=_volumes(containers, config, stack),
         containers=tuple(containers),
         dns_records=_dns_records(containers, config),
         secrets=_secret_specs(containers),
@@ -118,7 +119,6 @@ def _middlewares(config: StackConfig, rate_limit: str = "default", admin: bool =
     return traefik.public_middlewares(
         rate_limit=rate_limit,
         admin=admin,
-        allowlist=bool(config.admin_allow_ips),
         headers=SELF_HEADERS if own_headers else None,
     )
 
@@ -235,6 +235,21 @@ def _check_hostnames(containers: Iterable[Container], config: StackConfig,
                 seen.setdefault(where, container.name)
 
 
+def _with_live_config(containers: list[Container]) -> list[Container]:
+    """Each service whose files change while it runs gets a writer for them,
+    declared just before it (core.live_config)."""
+    result = []
+    for container in containers:
+        spec = SERVICES_BY_NAME.get(container.name)
+        live = spec.live_config if spec and container.role != "site" else None
+        if live is None:
+            result.append(container)
+            continue
+        service, writer = live_config.split(container, live)
+        result += [writer, service]
+    return result
+
+
 def _with_generated_files(containers: list[Container], config: StackConfig,
                           stack: str) -> list[Container]:
     by_name = {c.name: c for c in containers}
@@ -277,9 +292,29 @@ def _networks(containers: Iterable[Container], config: StackConfig) -> tuple[Net
     return tuple(networks)
 
 
-def _volumes(containers: Iterable[Container]) -> tuple[Volume, ...]:
+def _volumes(containers: Iterable[Container], config: StackConfig, stack: str) -> tuple[Volume, ...]:
+    """The plan's volumes under their Docker names (fourlb:volumeNames; the key by
+    default). The key stays the Pulumi name, so a mapped volume keeps its URN."""
     used = {m.volume for c in containers for m in c.mounts if m.volume}
-    return tuple(Volume(name, purpose=catalog.VOLUMES.get(name, "")) for name in sorted(used))
+    problems = _Problems(stack)
+    owners: dict[str, str] = {}
+    for key, name in sorted(config.volume_names.items()):
+        if key not in used:
+            problems.add(f"volumeNames.{key}", key,
+                         "allowed: a volume of this stack's plan: " + ", ".join(sorted(used)))
+        elif owners.setdefault(name, key) != key:
+            problems.add(f"volumeNames.{key}", name,
+                         f"allowed: a Docker volume no other key uses (volumeNames.{owners[name]})")
+    taken = {name: key for key, name in config.volume_names.items()}
+    for key in sorted(used - set(config.volume_names)):
+        if key in taken:  # unmapped: Docker name = key, which another key maps to
+            problems.add(f"volumeNames.{taken[key]}", key,
+                         f"allowed: a Docker volume no other key uses (the plan's volume {key})")
+    problems.raise_if_any()
+    return tuple(Volume(name, purpose=catalog.VOLUMES.get(name, ""),
+                        docker_name=config.volume_names.get(name),
+                        adopted=config.takeover and name in config.volume_names)
+                 for name in sorted(used))
 
 
 def _dns_records(containers: Iterable[Container], config: StackConfig) -> tuple[DnsRecord, ...]:

@@ -8,7 +8,7 @@ import yaml
 
 from .catalog import REDIS_CONF
 from .model import Upload, secret
-from .traefik import ACCESS_LOG, DYNAMIC_DIR, SECRETS_DIR, STATIC_FILE
+from .traefik import ACCESS_LOG, DYNAMIC_DIR, STATIC_FILE
 
 
 def to_yaml(data: Any) -> str:
@@ -18,8 +18,8 @@ def to_yaml(data: Any) -> str:
 def traefik_files(static: dict, dynamic: dict) -> tuple[Upload, ...]:
     return (
         Upload(STATIC_FILE, to_yaml(static)),
+        # holds the bouncer key and the basic-auth hash; Traefik reads it as root
         Upload(f"{DYNAMIC_DIR}/middlewares.yml", to_yaml(dynamic), mode="0600"),
-        Upload(f"{SECRETS_DIR}/crowdsec-bouncer-key", secret("crowdsec-bouncer-key"), mode="0400"),
     )
 
 

@@ -29,14 +29,27 @@ class Network:
     internal: bool  # no route out of the host; only the listed containers talk
     external: bool = False  # owned by another stack; joined by name, never declared
     purpose: str = ""
+    # a stack taking over a host (fourlb:takeover): the network may be one made by
+    # hand and imported (`python -m plan adopt --import-file`), without our labels
+    adopted: bool = False
 
 
 @dataclass(frozen=True)
 class Volume:
-    name: str
+    name: str  # the plan's key: mounts and the Pulumi resource are named by it
     purpose: str = ""
     # Volumes hold data: they are protected and kept by `pulumi destroy`.
     protected: bool = True
+    # the Docker volume's name, when the stack maps the key (fourlb:volumeNames),
+    # e.g. Compose's `ai-tools_postgres_data`
+    docker_name: Optional[str] = None
+    # a stack taking over a host (fourlb:takeover) imports this existing volume:
+    # a missing one stops the deployment instead of being created empty
+    adopted: bool = False
+
+    @property
+    def engine_name(self) -> str:
+        return self.docker_name or self.name
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,8 @@ class Container:
     labels: tuple[tuple[str, str], ...] = ()
     published_ports: tuple[PublishedPort, ...] = ()
     command: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] = ()  # empty: the image's
+    user: Optional[str] = None  # uid:gid; None: the image's
     healthcheck: Optional[HealthCheck] = None
     memory_mb: int = 256
     update_order: UpdateOrder = "start-first"
@@ -143,6 +158,8 @@ class Container:
     # start-first: how long the old container keeps serving once the new one is
     # healthy, so that Traefik has taken the new one in before the old one goes
     settle_s: int = 0
+    # containers of this plan that must exist first (e.g. the writer of its files)
+    starts_after: tuple[str, ...] = ()
 
     def secret_names(self) -> set[str]:
         names: set[str] = set()
@@ -204,6 +221,12 @@ class Plan:
             if container.name == name:
                 return container
         raise KeyError(name)
+
+    def files_of(self, name: str) -> tuple[Upload, ...]:
+        """Every file container `name` reads that the program writes: its uploads,
+        and those its writer installs in its configuration volume (core.live_config)."""
+        writers = [c for c in self.containers if c.name in self.container(name).starts_after]
+        return self.container(name).uploads + tuple(u for w in writers for u in w.uploads)
 
     @property
     def public_hostnames(self) -> tuple[str, ...]:

@@ -31,6 +31,9 @@ ADMIN_ALLOWLIST = "admin-allowlist"
 RATELIMIT_DEFAULT = "ratelimit-default"
 RATELIMIT_AI_API = "ratelimit-ai-api"
 RETRY = "retry"
+ALLOW_EVERYONE = ("0.0.0.0/0", "::/0")
+# how often the bouncer fetches CrowdSec's decisions: a new ban reaches the edge within it
+STREAM_INTERVAL_S = 15
 DEFAULT_CSP = (
     "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self' 'unsafe-inline'; font-src 'self' data:; connect-src 'self' wss:; "
@@ -52,13 +55,13 @@ def file_ref(name: str) -> str:
 
 
 def public_middlewares(rate_limit: str = "default", admin: bool = False,
-                       allowlist: bool = False, headers: Optional[str] = None) -> tuple[str, ...]:
+                       headers: Optional[str] = None) -> tuple[str, ...]:
     """The chain every public router gets, in order: the security headers first,
     so that every answer carries them, refusals included (403, 429, 401); then
     CrowdSec drops banned addresses before anything else runs; then the allow-list,
     the rate limit, basic auth and the retry."""
     chain = [headers or file_ref(SECURITY_HEADERS), file_ref(CROWDSEC)]
-    if admin and allowlist:
+    if admin:
         chain.append(file_ref(ADMIN_ALLOWLIST))
     chain.append(file_ref(RATELIMIT_AI_API if rate_limit == "ai-api" else RATELIMIT_DEFAULT))
     if admin:
@@ -140,6 +143,28 @@ def static_config(config: StackConfig) -> dict[str, Any]:
     return static
 
 
+def bouncer_settings(config: StackConfig) -> dict[str, Any]:
+    """The CrowdSec bouncer in stream mode: every STREAM_INTERVAL_S it fetches the
+    decisions into its cache and answers each request from the cache. When the
+    LAPI does not answer (CrowdSec restarting), known bans keep being refused and
+    everyone else is served: updateMaxFailure -1 never blocks (plugin v1.4.2,
+    bouncer.go handleStreamTicker; its default 0 blocks every request after the
+    first failed update, and live mode answers 403 to any address the LAPI cannot
+    be asked about). `crowdsecFailClosedAfterSeconds` blocks everyone after that
+    long without an answer instead. The key is inline: a rotated key changes this
+    file, and Traefik rebuilds the middleware on reload."""
+    after_s = config.crowdsec_fail_closed_after_seconds
+    return {
+        "enabled": True,
+        "crowdsecMode": "stream",
+        "updateIntervalSeconds": STREAM_INTERVAL_S,
+        "updateMaxFailure": -1 if after_s is None else max(1, -(-after_s // STREAM_INTERVAL_S)),
+        "crowdsecLapiScheme": "http",
+        "crowdsecLapiHost": "crowdsec:8080",
+        "crowdsecLapiKey": secret("crowdsec-bouncer-key"),
+    }
+
+
 def dynamic_config(config: StackConfig) -> dict[str, Any]:
     """The file provider's middlewares and TLS options (one file)."""
     per_minute = config.rate_limits
@@ -156,17 +181,12 @@ def dynamic_config(config: StackConfig) -> dict[str, Any]:
             "removeHeader": True}},
         # only network errors are retried (nothing was answered): safe for any method
         RETRY: {"retry": {"attempts": 4, "initialInterval": "50ms"}},
-        CROWDSEC: {"plugin": {"bouncer": {
-            "enabled": True,
-            "crowdsecMode": "live",
-            "crowdsecLapiScheme": "http",
-            "crowdsecLapiHost": "crowdsec:8080",
-            "crowdsecLapiKeyFile": f"{SECRETS_DIR}/crowdsec-bouncer-key",
-        }}},
+        CROWDSEC: {"plugin": {"bouncer": bouncer_settings(config)}},
+        # Always defined and always on the admin routers (allowing everyone when no
+        # list is set): setting a list changes this file only, never a label.
+        ADMIN_ALLOWLIST: {"ipAllowList": {"sourceRange": [
+            str(net) for net in config.admin_allow_ips] or list(ALLOW_EVERYONE)}},
     }
-    if config.admin_allow_ips:
-        middlewares[ADMIN_ALLOWLIST] = {"ipAllowList": {
-            "sourceRange": [str(net) for net in config.admin_allow_ips]}}
     return {
         "http": {"middlewares": middlewares},
         "tls": {"options": {"default": {

@@ -1,5 +1,5 @@
-"""Command line: `python -m plan STACK`, `python -m plan diff ...` and
-`python -m plan import-dns STACK`.
+"""Command line: `python -m plan STACK`, `python -m plan diff ...`,
+`python -m plan import-dns STACK` and `python -m plan adopt STACK` (plan/adopt_cli.py).
 
 Exit codes of `diff`: 0 nothing changes, 1 something does, 2 the comparison
 could not be made (a bad stack file, an unknown git ref). CI relies on them.
@@ -17,6 +17,7 @@ from config.loading import PROJECT_DIR
 from core.edge import load_plan
 from core.import_file import dns_import_file
 
+from .adopt_cli import adopt_command
 from .diff import StackDiff, diff_documents
 from .diff_render import diffs_json, diffs_markdown, diffs_text
 from .document import plan_document, to_json
@@ -118,4 +119,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _diff_command(args[1:])
     if args and args[0] == "import-dns":
         return _import_dns_command(args[1:])
+    if args and args[0] == "adopt":
+        return adopt_command(args[1:])
     return _plan_command(args)

@@ -83,7 +83,7 @@ def diff_documents(base: dict[str, Any], head: dict[str, Any], stack: str,
                            _record_value),
         containers=_keyed_changes(base.get("containers", {}), head.get("containers", {}),
                                   _container_change, lambda c: c["image"]),
-        volumes=_keyed_changes(base.get("volumes", {}), head.get("volumes", {}),
+        volumes=_keyed_changes(_data_volumes(base), _data_volumes(head),
                                _volume_change, _volume_state),
         networks=_keyed_changes(base.get("networks", {}), head.get("networks", {}),
                                 _network_change, _network_kind),
@@ -217,6 +217,12 @@ def _by_target(mounts: Optional[list[dict[str, Any]]]) -> dict[str, dict[str, An
 
 
 # Volumes and networks
+
+
+def _data_volumes(document: dict[str, Any]) -> dict[str, Any]:
+    """Volumes holding data; those a deployment rewrites (configuration written by a
+    writer container) change with their writer, which the containers show."""
+    return {name: v for name, v in document.get("volumes", {}).items() if v.get("holds_data", True)}
 
 
 def _volume_state(volume: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from config.models import StackConfig
 from core.edge import edge_owner
+from core.catalog import GENERATED_VOLUMES
 from core.model import SELF_HEADERS, Container, Plan, Route
 from core.deploy_checks import DNS_TARGET_KEY
 from core.traefik import CERT_RESOLVER
@@ -139,5 +140,6 @@ def _volumes(plan: Plan) -> dict[str, dict[str, Any]]:
             if mount.volume:
                 users.setdefault(mount.volume, []).append(container.name)
     return {v.name: {"purpose": v.purpose, "protected": v.protected,
+                     "holds_data": v.name not in GENERATED_VOLUMES,
                      "used_by": sorted(set(users.get(v.name, [])))}
             for v in plan.volumes}

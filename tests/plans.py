@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from config import parse_stack_config
 from config.loading import StackFile
 from core.build import build_plan
-from core.model import Plan
+from core.model import Container, Plan
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -19,3 +20,9 @@ def prod_plan(**settings) -> Plan:
     if "services" in settings:
         settings["services"] = {**values.get("services", {}), **settings["services"]}
     return build_plan(parse_stack_config("prod", {**values, **settings}), "prod")
+
+
+def served(plan: Plan, name: str) -> Container:
+    """Container `name` with every file the program delivers to it as its uploads,
+    those its configuration writer installs included (core.live_config)."""
+    return replace(plan.container(name), uploads=plan.files_of(name))

@@ -19,7 +19,7 @@ import yaml
 
 from core.edge import load_plan
 from core.model import Plan
-from tests.plans import prod_plan
+from tests.plans import prod_plan, served
 
 PROJECT = Path(__file__).resolve().parent.parent
 UNIT_TESTS = PROJECT / "tests" / "promtool"
@@ -39,7 +39,7 @@ def promtool() -> str:
 
 def rules_text(plan: Plan) -> str:
     """The rules file that prometheus.yml's rule_files points at."""
-    prometheus = plan.container("prometheus")
+    prometheus = served(plan, "prometheus")
     uploads = {PurePosixPath(u.path): u.content for u in prometheus.uploads}
     config_path = next(p for p in uploads if p.name == "prometheus.yml")
     patterns = yaml.safe_load(uploads[config_path])["rule_files"]

@@ -23,7 +23,7 @@ from core import catalog
 from core.edge import load_plan
 from core.model import SECRET_PLACEHOLDER, Container, Plan
 from tests.processes import stop
-from tests.plans import prod_plan
+from tests.plans import prod_plan, served
 
 PROJECT = Path(__file__).resolve().parent.parent
 SMTP = {"host": "smtp.4lb.ca", "port": 587, "fromAddress": "alerts@4lb.ca",
@@ -68,7 +68,7 @@ def free_port() -> int:
 @pytest.mark.parametrize("stack", ["prod", "local"])
 def test_prometheus_config_is_valid_for_promtool_with_its_rules(tmp_path, stack):
     promtool = tool("promtool", package="prometheus")
-    write_uploads(load_plan(stack, PROJECT)[1].container("prometheus"), tmp_path)
+    write_uploads(served(load_plan(stack, PROJECT)[1], "prometheus"), tmp_path)
     result = subprocess.run([promtool, "check", "config", "etc/prometheus/prometheus.yml"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     output = result.stdout + result.stderr
@@ -77,14 +77,14 @@ def test_prometheus_config_is_valid_for_promtool_with_its_rules(tmp_path, stack)
 
 
 def scrape_targets(plan: Plan) -> dict[str, str]:
-    config = yaml.safe_load(upload(plan.container("prometheus"), "/etc/prometheus/prometheus.yml"))
+    config = yaml.safe_load(upload(served(plan, "prometheus"), "/etc/prometheus/prometheus.yml"))
     return {job["job_name"]: f'{job["static_configs"][0]["targets"][0]}{job["metrics_path"]}'
             for job in config["scrape_configs"]}
 
 
 def test_prometheus_scrapes_the_platform_and_itself():
     plan = prod_plan()
-    traefik_static = yaml.safe_load(upload(plan.container("traefik"), "/etc/traefik/traefik.yml"))
+    traefik_static = yaml.safe_load(upload(served(plan, "traefik"), "/etc/traefik/traefik.yml"))
     ops_port = traefik_static["entryPoints"][traefik_static["metrics"]["prometheus"]["entryPoint"]][
         "address"].lstrip(":")
     assert scrape_targets(plan) == {
@@ -110,7 +110,7 @@ def test_a_disabled_service_is_not_scraped():
 
 def test_prometheus_sends_alerts_to_alertmanager_when_there_is_one():
     def alerting(plan: Plan):
-        return yaml.safe_load(upload(plan.container("prometheus"), "/etc/prometheus/prometheus.yml")).get("alerting")
+        return yaml.safe_load(upload(served(plan, "prometheus"), "/etc/prometheus/prometheus.yml")).get("alerting")
 
     assert alerting(prod_plan()) == {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]}
     assert alerting(prod_plan(services={"alertmanager": {"enabled": False}})) is None
@@ -143,7 +143,7 @@ def test_monitoring_services_share_the_monitoring_network_and_only_alertmanager_
 # --- Alertmanager ---------------------------------------------------------------
 
 def alertmanager_files(plan: Plan) -> tuple[dict, dict[str, str]]:
-    container = plan.container("alertmanager")
+    container = served(plan, "alertmanager")
     uploads = {u.path: u.content for u in container.uploads}
     return yaml.safe_load(uploads.pop("/etc/alertmanager/alertmanager.yml")), uploads
 
@@ -152,7 +152,7 @@ def alertmanager_files(plan: Plan) -> tuple[dict, dict[str, str]]:
 def test_alertmanager_config_is_valid_for_amtool(tmp_path, smtp):
     amtool = tool("amtool", package="prometheus-alertmanager")
     plan = prod_plan(alerting={"smtp": smtp} if smtp else {})
-    write_uploads(plan.container("alertmanager"), tmp_path)
+    write_uploads(served(plan, "alertmanager"), tmp_path)
     result = subprocess.run([amtool, "check-config", "etc/alertmanager/alertmanager.yml"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -193,7 +193,7 @@ def test_an_alert_reaches_the_mailbox_through_smtp_with_the_password_file(tmp_pa
     smtp_port, web_port = free_port(), free_port()
     plan = prod_plan(alerting={"smtp": {**SMTP, "host": "127.0.0.1", "port": smtp_port,
                                         "requireTls": False}})
-    container = plan.container("alertmanager")
+    container = served(plan, "alertmanager")
     write_uploads(container, tmp_path)
     config_file = tmp_path / "etc/alertmanager/alertmanager.yml"
     config = yaml.safe_load(config_file.read_text())
@@ -260,7 +260,7 @@ def _wait_until(condition, seconds: float) -> None:
 # --- Grafana -----------------------------------------------------------------------
 
 def grafana_provisioning(plan: Plan) -> tuple[dict, dict, dict[str, dict]]:
-    grafana = plan.container("grafana")
+    grafana = served(plan, "grafana")
     datasources = [yaml.safe_load(c) for c in
                    uploads_under(grafana, "/etc/grafana/provisioning/datasources").values()]
     providers = [yaml.safe_load(c) for c in
@@ -339,7 +339,7 @@ def test_panels_and_alerts_use_metrics_that_exist():
     plan = prod_plan()
     dashboards = grafana_provisioning(plan)[2]
     expressions = [t["expr"] for _, p in panels(dashboards) for t in p["targets"]]
-    rules = yaml.safe_load(upload(plan.container("prometheus"), "/etc/prometheus/rules/fourlb.yml"))
+    rules = yaml.safe_load(upload(served(plan, "prometheus"), "/etc/prometheus/rules/fourlb.yml"))
     expressions += [r["expr"] for g in rules["groups"] for r in g["rules"]]
     used = {name for expr in expressions
             for name in re.findall(r"\b((?:node|container|traefik|fourlb)_[A-Za-z0-9_]+)", expr)}

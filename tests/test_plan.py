@@ -9,6 +9,7 @@ import yaml
 
 from core.edge import load_plan
 from core.model import secret_names_in
+from tests.plans import served
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -151,7 +152,7 @@ def test_admin_hostnames_need_basic_auth(prod):
     for name in ("traefik", "prometheus"):
         chain = [v for k, v in prod.container(name).labels if k.endswith(".middlewares")]
         assert chain and all("admin-auth@file" in v for v in chain)
-    dynamic = yaml.safe_load(prod.container("traefik").uploads[1].content)
+    dynamic = yaml.safe_load(prod.files_of("traefik")[1].content)
     users = dynamic["http"]["middlewares"]["admin-auth"]["basicAuth"]["users"]
     assert users == ["admin:${secret:admin-password-bcrypt}"]
 
@@ -160,13 +161,13 @@ def test_ai_api_is_limited_to_60_requests_a_minute(prod):
     backend = labels_of(prod.container("ai-orchestrator-backend"))
     assert any(v.endswith("ratelimit-ai-api@file") or "ratelimit-ai-api@file," in v
                for k, v in backend.items() if k.endswith(".middlewares"))
-    dynamic = yaml.safe_load(prod.container("traefik").uploads[1].content)
+    dynamic = yaml.safe_load(prod.files_of("traefik")[1].content)
     limit = dynamic["http"]["middlewares"]["ratelimit-ai-api"]["rateLimit"]
     assert (limit["average"], limit["period"]) == (60, "1m")
 
 
 def test_traefik_static_configuration(prod):
-    static = yaml.safe_load(prod.container("traefik").uploads[0].content)
+    static = yaml.safe_load(prod.files_of("traefik")[0].content)
     web = static["entryPoints"]["web"]
     assert web["address"] == ":80"
     assert web["http"]["redirections"]["entryPoint"]["to"] == "websecure"
@@ -191,7 +192,7 @@ def test_cloudflare_dns_challenge_is_an_option(prod):
     values = dict(StackFile("prod", PROJECT).values)
     values["acme"] = {"email": "admin@4lb.ca", "challenge": "cloudflare-dns"}
     plan = build_plan(parse_stack_config("prod", values), "prod")
-    traefik = plan.container("traefik")
+    traefik = served(plan, "traefik")
     static = yaml.safe_load(traefik.uploads[0].content)
     assert static["certificatesResolvers"]["le"]["acme"]["dnsChallenge"] == {"provider": "cloudflare"}
     (token,) = [value for key, value in traefik.env if key == "CF_DNS_API_TOKEN_FILE"]
@@ -223,7 +224,7 @@ def test_dev_has_only_the_jsr_sites_on_prods_network(dev, prod):
 def test_local_stack_uses_localhost_names_no_dns_and_no_acme(local):
     assert local.public_hostnames and all(h.endswith(".localhost") for h in local.public_hostnames)
     assert not local.dns_records
-    static = yaml.safe_load(local.container("traefik").uploads[0].content)
+    static = yaml.safe_load(local.files_of("traefik")[0].content)
     assert "certificatesResolvers" not in static
     for container in local.containers:
         assert not any(k.endswith("certresolver") for k, _ in container.labels)

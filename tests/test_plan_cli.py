@@ -254,7 +254,7 @@ def test_a_removed_volume_is_flagged_as_data_at_risk(project: Path):
     edit_stack(project, "prod", lambda c: c["fourlb:services"].update(grafana={"enabled": False}))
     code, diff = diff_json(project, "prod", "--base", "HEAD")
     assert code == 1
-    assert diff["volumes_at_risk"] == ["grafana_data"]
+    assert diff["volumes_at_risk"] == ["grafana_data"]  # not its generated dashboards
     text = run_plan("diff", "prod", "--base", "HEAD", cwd=project).stdout
     assert "DATA AT RISK: volume grafana_data" in text
     markdown = run_plan("diff", "prod", "--base", "HEAD", "--format", "md", cwd=project).stdout

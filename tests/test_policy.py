@@ -407,7 +407,7 @@ def test_prod_passes_through_the_analyzer_code_path(deploy, monkeypatch):
     # block each preview once the generated passwords exist
     blocked = prod_through_the_analyzer(run)
     assert set(blocked) == {"no-plaintext-secrets"}
-    assert {"traefik", "ai-orchestrator-backend"} <= set(blocked["no-plaintext-secrets"])
+    assert {"traefik-config", "ai-orchestrator-backend"} <= set(blocked["no-plaintext-secrets"])
     monkeypatch.setattr(analyzer, "deserialize_properties", secret_view.deserialize_keeping_secrets)
     assert prod_through_the_analyzer(run) == {}
 

@@ -127,11 +127,14 @@ def test_secrets_reach_containers_only_as_encrypted_values(prod):
     backend_envs = prod.containers["ai-orchestrator-backend"].inputs["envs"]
     assert is_secret(backend_envs)
     assert any("generated-secret-postgres-password" in e for e in backend_envs["value"])
-    uploads = prod.containers["traefik"].inputs["uploads"]
+    uploads = prod.containers["traefik-config"].inputs["uploads"]
     assert is_secret(uploads)
     dynamic = [u for u in uploads["value"] if u["file"].endswith("middlewares.yml")][0]
     assert "admin:$2a$10$" in dynamic["content"]  # a bcrypt hash, not the password
     assert GENERATED_PREFIX + "admin-password" not in dynamic["content"]
+    assert "crowdsecLapiKey: " + GENERATED_PREFIX + "crowdsec-bouncer-key" in dynamic["content"]
+    # the edge's own inputs hold no secret: the static file only
+    assert not is_secret(prod.containers["traefik"].inputs["uploads"])
 
 
 def test_dev_declares_two_sites_on_the_existing_network_and_no_platform(dev, prod):

@@ -26,6 +26,7 @@ from policy import rules
 from tests.strategies import (BAD_CSPS, BAD_ENV, BAD_HOSTNAMES, BAD_IMAGES, BAD_NAMES, BAD_PORTS,
                               MISTAKES, SOCKET_PATHS, Broken, broken_stacks, stack_pairs, stacks)
 from tests.test_policy import Options, Resource
+from tests.plans import served
 
 SETTINGS = settings(max_examples=120, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -83,7 +84,7 @@ def defined(container: Container, pattern: re.Pattern) -> set[str]:
 
 def file_middlewares(plan: Plan) -> dict[str, Any]:
     """The middlewares of the file provider, read from what Traefik is given."""
-    edge = plan.container("traefik")
+    edge = served(plan, "traefik")
     found: dict[str, Any] = {}
     for upload in edge.uploads:
         if upload.path.startswith(DYNAMIC_DIR + "/"):
@@ -197,7 +198,12 @@ def test_every_router_is_https_with_security_headers_then_crowdsec(values):
                 csp = labels[f"traefik.http.middlewares.{middleware}.headers.contentsecuritypolicy"]
                 assert csp == container.content_security_policy
             admin = "admin-auth@file" in chain
-            assert ("admin-allowlist@file" in chain) == (admin and bool(values.get("adminAllowIps")))
+            # on every admin router, whether a list is set or not: setting one changes no label
+            assert ("admin-allowlist@file" in chain) == admin
+            if not admin:
+                continue
+            allowed = file_middlewares(plan)["admin-allowlist"]["ipAllowList"]["sourceRange"]
+            assert allowed == (values.get("adminAllowIps") or ["0.0.0.0/0", "::/0"])
 
 
 @SETTINGS

@@ -37,10 +37,8 @@ class Here:
     acme_port: int
     docker_endpoint: str
     workdir: Path
-
-    @property
-    def dynamic_dir(self) -> Path:
-        return self.workdir / "dynamic"
+    # the traefik_dynamic volume's directory on this host, which its writer fills
+    dynamic_dir: Path
 
     @property
     def access_log(self) -> Path:
@@ -73,7 +71,9 @@ TRAEFIK_CHANGES: tuple[Change, ...] = (
            "Traefik runs on the host, not beside the socket proxy: it reads the engine's "
            "socket directly (the proxy's read-only filter is not under test)"),
     Change((STATIC, "providers", "file", "directory"), lambda h: str(h.dynamic_dir),
-           "the file provider's files are written to a temporary directory"),
+           "Traefik runs on the host: it watches the traefik_dynamic volume's directory on the "
+           "host, which the program's writer (traefik-config) fills, as the container would "
+           "see it mounted at /etc/traefik/dynamic"),
     Change((STATIC, "accessLog", "filePath"), lambda h: str(h.access_log),
            "the access log goes to a temporary file"),
     # Let's Encrypt cannot issue for 4lb.ca here. The resolver `le` stays (the
@@ -110,9 +110,10 @@ CONTAINER_CHANGES: dict[str, str] = {
              "each differs from the official image); every other one runs the stand-in image "
              "(static busybox answering its name on its port, and `standin_up 1` on /metrics)",
     "ports": "nothing is published on the host: the test Traefik runs on the host itself",
-    "volumes": "the real programs mount their declared volumes (new, empty ones made by the "
-               "tests) and host directories as declared; the stand-ins mount none: they keep "
-               "no data, and the host's Docker socket, /, /sys and /proc stay out of them",
+    "volumes": "the real programs and the configuration writers (stand-in or not: filling "
+               "their volume is their job) mount their declared volumes (new, empty ones made "
+               "by the tests) and host directories as declared; the other stand-ins mount none: "
+               "they keep no data, and the host's Docker socket, /, /sys and /proc stay out of them",
     "labels": "one more label, fourlb.e2e=1, by which the tests find and remove what they made",
     "uploads": "stand-ins only: one more file, /standin/listen (port and name of the stand-in)",
     "exposed ports": "the traefik container exposes 80/tcp, as the traefik image does (EXPOSE 80): "

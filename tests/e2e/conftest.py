@@ -21,16 +21,17 @@ import pytest
 
 from config.loading import StackFile
 from core.edge import load_plan
+from core.live_config import writer_name
 
 from . import changes, standin
-from .declared import Declared, declared, traefik_files
+from .declared import DYNAMIC_VOLUME, Declared, declared, dynamic_writer, traefik_files
 from .engine import Engine
 from .expectations import HOSTNAMES, PROOF, ROUTES, STACKS, checks_for
 from .harness import Edge
 from .platform import Platform
 from .polling import poll
 from .traefik_process import (PID_FILE, Traefik, binary, binary_version, free_port, refused_port,
-                              stop_stale_traefik, write_config)
+                              stop_stale_traefik, write_static)
 
 E2E_DIR = Path(__file__).resolve().parent
 # Given to the program as the secret fourlb:adminPassword, so that the basic-auth
@@ -183,14 +184,14 @@ def edge(platform: Platform, run_dir: Path, stacks: dict[str, Declared], traefik
     workdir = tmp_path_factory.mktemp("traefik")
     holder, acme_port = refused_port()
     here = changes.Here(web_port=free_port(), websecure_port=free_port(), ops_port=free_port(),
-                        acme_port=acme_port, docker_endpoint=platform.engine.endpoint, workdir=workdir)
+                        acme_port=acme_port, docker_endpoint=platform.engine.endpoint, workdir=workdir,
+                        dynamic_dir=platform.volume_directory(DYNAMIC_VOLUME))
     static, dynamic = traefik_files(stacks["prod"])
-    production = changes.production_tree(static, dynamic)
-    edge_container = stacks["prod"].container("traefik")
-    directory = static["providers"]["file"]["directory"].rstrip("/")
-    modes = {changes.DYNAMIC + name: int(edge_container.upload(f"{directory}/{name}").permissions, 8)
-             for name in dynamic}
-    static_file = write_config(changes.rewrite_for_here(production, here), here, modes)
+    tree = changes.rewrite_for_here(changes.production_tree(static, dynamic), here)
+    static_file = write_static(tree, here)
+    # the writer installs the file provider's files, with the changes for here
+    platform.replace(stacks["prod"].container(writer_name("traefik")),
+                     dynamic_writer(stacks["prod"], tree))
     traefik = Traefik(traefik_binary, static_file, workdir / "traefik.log", here)
     dashboard = next(r.host for r in ROUTES if r.internal_service == "api@internal")
     user = StackFile("prod").config().admin_user

@@ -7,14 +7,18 @@ unwrapped), keyed the way the provider's inputs are named.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 import yaml
 
 from core.edge import load_plan
+from core.live_config import writer_name
+from core.traefik import DYNAMIC_DIR
 from core.model import Plan
 from tests.mocks import Run, plain
+
+from .changes import DYNAMIC
 
 NETWORK = "docker:index/network:Network"
 IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -48,6 +52,8 @@ class DeclaredContainer:
     networks: tuple[tuple[str, tuple[str, ...]], ...]  # (network, aliases)
     envs: tuple[str, ...]
     command: tuple[str, ...]
+    entrypoint: tuple[str, ...]
+    user: str  # empty: the image's
     healthcheck: Optional[dict[str, Any]]
     uploads: tuple[DeclaredUpload, ...]
     ports: tuple[dict[str, Any], ...]
@@ -125,6 +131,8 @@ def _container(run: Run, service: str, inputs: dict[str, Any], plan_port: Option
         networks=tuple((n["name"], tuple(n.get("aliases") or ())) for n in inputs.get("networksAdvanced") or []),
         envs=tuple(inputs.get("envs") or ()),
         command=tuple(inputs.get("command") or ()),
+        entrypoint=tuple(inputs.get("entrypoints") or ()),
+        user=inputs.get("user") or "",
         healthcheck=inputs.get("healthcheck"),
         uploads=tuple(DeclaredUpload(u["file"], u["content"], u.get("permissions", "0644"))
                       for u in inputs.get("uploads") or ()),
@@ -145,12 +153,34 @@ TRAEFIK_STATIC_FILE = "/etc/traefik/traefik.yml"
 
 
 def traefik_files(platform: Declared) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """Traefik's static configuration, and the file provider's files (name -> content),
-    as the program uploads them into the traefik container."""
-    edge = platform.container("traefik")
-    static = yaml.safe_load(edge.upload(TRAEFIK_STATIC_FILE).content)
+    """Traefik's static configuration (uploaded into the traefik container), and the
+    file provider's files (name -> content), which its writer installs."""
+    static = yaml.safe_load(platform.container("traefik").upload(TRAEFIK_STATIC_FILE).content)
     directory = static["providers"]["file"]["directory"].rstrip("/") + "/"
+    writer = platform.container(writer_name("traefik"))
     dynamic = {u.file.removeprefix(directory): yaml.safe_load(u.content)
-               for u in edge.uploads if u.file.startswith(directory)}
+               for u in writer.uploads if u.file.startswith(directory)}
     assert dynamic, f"nothing uploaded into the file provider's directory {directory}"
     return static, dynamic
+
+
+def with_files(container: DeclaredContainer, files: dict[str, Any]) -> DeclaredContainer:
+    """`container` with the uploads at these paths holding this content (YAML for
+    anything but text)."""
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else yaml.safe_dump(value, sort_keys=False)
+    uploads = tuple(replace(u, content=text(files[u.file])) if u.file in files else u
+                    for u in container.uploads)
+    assert set(files) <= {u.file for u in container.uploads}, (set(files), container.service)
+    return replace(container, uploads=uploads)
+
+
+DYNAMIC_VOLUME = "traefik_dynamic"
+
+
+def dynamic_writer(prod: Declared, tree: dict) -> DeclaredContainer:
+    """traefik-config with the file provider's files of `tree` (a configuration
+    tree as `changes.production_tree` makes it)."""
+    files = {f"{DYNAMIC_DIR}/{name.removeprefix(DYNAMIC)}": content
+             for name, content in tree.items() if name.startswith(DYNAMIC)}
+    return with_files(prod.container(writer_name("traefik")), files)

@@ -21,7 +21,10 @@ from .polling import poll
 from .real import images as real_images
 from .real.contracts import Contract, contract_for
 
+from core.live_config import WRITER_SUFFIX
+
 LABEL_FILTER = f"{E2E_LABEL[0]}={E2E_LABEL[1]}"
+WRITERS_WITHIN_S = 30  # a writer checks every 2 s: its files are in place within seconds
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNITS_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
@@ -33,8 +36,13 @@ def duration_ns(text: str) -> int:
 
 
 def real_contract(container: DeclaredContainer) -> Optional[Contract]:
-    """The contract of the real program that runs for `container`, if any."""
-    return contract_for(container.image, container.service)
+    """The contract of the real program that runs for `container`, if any; a
+    configuration writer runs its service's image (core.live_config)."""
+    return contract_for(container.image, container.service.removesuffix(WRITER_SUFFIX))
+
+
+def is_writer(container: DeclaredContainer) -> bool:
+    return container.service.endswith(WRITER_SUFFIX)
 
 
 def identity(container: DeclaredContainer, path: str = "/") -> tuple[str, Callable[[str], bool]]:
@@ -62,12 +70,16 @@ def create_spec(container: DeclaredContainer) -> dict[str, Any]:
     with `changes.CONTAINER_CHANGES` applied: a container whose real program runs
     here (real/contracts.py) keeps its volumes, host directories and tmpfs mounts
     and runs the image built from its contract; the others run the stand-in."""
-    first_network, first_aliases = container.networks[0]
+    first_network, first_aliases = container.networks[0] if container.networks else ("none", ())
     check = container.healthcheck
     contract = real_contract(container)
-    real_host = {"Mounts": _mounts(container), "Tmpfs": dict(container.tmpfs)} if contract else {}
+    # a writer mounts its configuration volume whatever image it runs: writing there is its job
+    real_host = ({"Mounts": _mounts(container), "Tmpfs": dict(container.tmpfs)}
+                 if contract or is_writer(container) else {})
     return {
         "Image": contract.tag if contract else standin.TAG,
+        "Entrypoint": list(container.entrypoint) or None,
+        "User": container.user,
         "Cmd": list(container.command) or None,
         "Env": list(container.envs),
         "Labels": {**container.labels, E2E_LABEL[0]: E2E_LABEL[1]},
@@ -88,7 +100,8 @@ def create_spec(container: DeclaredContainer) -> dict[str, Any]:
             "LogConfig": {"Type": container.log_driver, "Config": container.log_opts},
             **real_host,
         },
-        "NetworkingConfig": {"EndpointsConfig": {first_network: {"Aliases": list(first_aliases)}}},
+        "NetworkingConfig": {"EndpointsConfig": {first_network: {"Aliases": list(first_aliases)}}
+                             if container.networks else {}},
     }
 
 
@@ -155,7 +168,7 @@ class Platform:
 
     def create_volumes(self) -> None:
         """The declared volumes the real programs mount (new and empty, as on a new host)."""
-        names = sorted({v["volumeName"] for c in self.containers if real_contract(c)
+        names = sorted({v["volumeName"] for c in self.containers if real_contract(c) or is_writer(c)
                         for v in c.volumes if v.get("volumeName")})
         existing = {v["Name"]: v for v in self.engine.volumes()}
         foreign = [n for n in names if n in existing
@@ -189,10 +202,26 @@ class Platform:
         return ident
 
     def run_all(self, containers: Optional[Iterable[DeclaredContainer]] = None) -> None:
+        """As `pulumi up` orders them: the configuration writers first, until their
+        files are in place (`starts_after`, `wait=True`), then everything else."""
         todo = list(self.containers if containers is None else containers)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            for future in [pool.submit(self.run, c) for c in todo]:
-                future.result()
+        writers = [c for c in todo if is_writer(c)]
+        for batch in (writers, [c for c in todo if not is_writer(c)]):
+            with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+                for future in [pool.submit(self.run, c) for c in batch]:
+                    future.result()
+            if batch is writers and writers:
+                self.wait_healthy(writers, WRITERS_WITHIN_S)
+
+    def replace(self, old: DeclaredContainer, new: DeclaredContainer) -> None:
+        """A stop-first replacement, as `pulumi up` does it (delete, create, wait healthy)."""
+        self.remove(old)
+        self.run(new)
+        self.wait_healthy([new], WRITERS_WITHIN_S)
+
+    def volume_directory(self, name: str) -> Path:
+        """Where a (local) volume's files are on this host."""
+        return Path(self.engine.request("GET", f"/volumes/{name}")["Mountpoint"])
 
     def remove(self, container: DeclaredContainer) -> None:
         self.engine.remove_container(container.name)

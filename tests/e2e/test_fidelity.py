@@ -9,10 +9,12 @@ from typing import Any, Iterator
 
 import yaml
 
+from core.live_config import writer_name
+
 from . import changes
-from .declared import Declared, traefik_files
+from .declared import Declared, dynamic_writer, traefik_files
 from .harness import Edge
-from .platform import Platform, create_spec, real_contract
+from .platform import Platform, create_spec, is_writer, real_contract
 from .real.images import image_env
 
 
@@ -86,17 +88,24 @@ def _inspected_uploads(platform: Platform, name: str, paths: list[str]) -> dict[
     return contents
 
 
-def test_containers_run_with_the_declared_inputs(platform: Platform) -> None:
+def test_containers_run_with_the_declared_inputs(platform: Platform, stacks: dict[str, Declared],
+                                                 edge: Edge) -> None:
     """Name, labels, networks and aliases, env, command, health check and uploaded
-    files as declared; only changes.CONTAINER_CHANGES differ."""
+    files as declared; only changes.CONTAINER_CHANGES differ, and Traefik's writer
+    holds the file provider's files with changes.TRAEFIK_CHANGES (the test below
+    shows those are the only differences)."""
+    tree = changes.rewrite_for_here(changes.production_tree(*traefik_files(stacks["prod"])), edge.here)
+    running = {writer_name("traefik"): dynamic_writer(stacks["prod"], tree)}
     for container in platform.containers:
+        container = running.get(container.service, container)
         inspected = platform.engine.inspect(container.name)
         config, host = inspected["Config"], inspected["HostConfig"]
         where = container.name
         assert inspected["Name"] == "/" + container.name
         assert config["Labels"] == {**container.labels, changes.E2E_LABEL[0]: changes.E2E_LABEL[1]}, where
         networks = inspected["NetworkSettings"]["Networks"]
-        assert set(networks) == {name for name, _ in container.networks}, where
+        # a container on none of the plan's networks is on Docker's "none"
+        assert set(networks) == ({name for name, _ in container.networks} or {"none"}), where
         for name, aliases in container.networks:
             assert set(aliases) <= set(networks[name]["Aliases"] or ()), (where, name)
         contract = real_contract(container)
@@ -113,7 +122,7 @@ def test_containers_run_with_the_declared_inputs(platform: Platform) -> None:
         assert host["RestartPolicy"]["Name"] == container.restart, where
         assert (host["LogConfig"]["Type"], host["LogConfig"]["Config"]) == (container.log_driver, container.log_opts)
         assert not host.get("PortBindings"), f"{where}: nothing is published"
-        if contract:
+        if contract or is_writer(container):
             mounted = {(m["Type"], m.get("Name") or m["Source"], m["Destination"], m["RW"])
                        for m in inspected["Mounts"]}
             declared = {("volume" if v.get("volumeName") else "bind", v.get("volumeName") or v["hostPath"],

@@ -16,7 +16,7 @@ OTHER_HOST = "llm.4lb.ca"
 
 
 def _ai_api_limit(stacks: dict[str, Declared]) -> dict:
-    content = stacks["prod"].container("traefik").upload("/etc/traefik/dynamic/middlewares.yml").content
+    content = stacks["prod"].container("traefik-config").upload("/etc/traefik/dynamic/middlewares.yml").content
     return yaml.safe_load(content)["http"]["middlewares"][RATELIMIT_AI_API]["rateLimit"]
 
 

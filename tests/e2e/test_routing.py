@@ -109,7 +109,7 @@ def test_admin_hosts_need_the_generated_credentials(edge: Edge, host: str) -> No
 
 
 def test_the_basic_auth_hash_is_a_real_bcrypt_of_the_admin_password(stacks: dict[str, Declared], edge: Edge) -> None:
-    content = stacks["prod"].container("traefik").upload("/etc/traefik/dynamic/middlewares.yml").content
+    content = stacks["prod"].container("traefik-config").upload("/etc/traefik/dynamic/middlewares.yml").content
     users = yaml.safe_load(content)["http"]["middlewares"]["admin-auth"]["basicAuth"]["users"]
     user, _, hashed = users[0].partition(":")
     assert user == edge.admin[0]

@@ -17,10 +17,9 @@ from typing import Any, Optional
 
 import yaml
 
-from .changes import MIDDLEWARES, STATIC, Here
+from .changes import STATIC, Here
 from .polling import poll
 
-DYNAMIC_PREFIX = "dynamic/"
 PID_FILE = "traefik.pid"
 
 
@@ -71,17 +70,11 @@ def refused_port() -> tuple[socket.socket, int]:
     return holder, holder.getsockname()[1]
 
 
-def write_config(tree: dict[str, Any], here: Here, modes: dict[str, int]) -> Path:
-    """Writes the configuration tree; returns the static file's path."""
-    here.dynamic_dir.mkdir(parents=True, exist_ok=True)
+def write_static(tree: dict[str, Any], here: Here) -> Path:
+    """Writes the static file of the configuration tree; returns its path (the
+    file provider's files are the writer container's to install)."""
     static_path = here.workdir / STATIC
-    for name, content in tree.items():
-        path = here.workdir / name
-        assert name == STATIC or name.startswith(DYNAMIC_PREFIX), name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(content, sort_keys=True))
-        path.chmod(modes.get(name, 0o644))
-    assert (here.workdir / MIDDLEWARES).is_file()
+    static_path.write_text(yaml.safe_dump(tree[STATIC], sort_keys=True))
     return static_path
 
 

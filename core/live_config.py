@@ -1,0 +1,105 @@
+"""Configuration a running service re-reads, delivered without replacing it.
+
+Docker container inputs are all replace-on-change: a file uploaded into a
+long-lived container (Traefik's middlewares, Prometheus's rules) restarts it on
+every change. Instead, such files are uploaded into a small writer container,
+`<service>-config`, which checks them with the service's own tool, installs
+them into a volume the service mounts read-only (each file renamed into place,
+so a reader never sees half a file), asks the service to reload where it does
+not watch its files, and then sleeps. A change replaces only the writer.
+
+The writer runs the service's own image (its shell, its checker, its wget), so
+nothing more is pulled.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from .model import Container, HealthCheck, Mount
+
+TARGET = "/target"  # where the writer mounts the volume
+WRITTEN = "/tmp/fourlb-config-written"  # its health: the files are in place
+WRITER_SUFFIX = "-config"
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    directory: str  # the service's configuration directory, mounted read-only from `volume`
+    volume: str  # its purpose is in catalog.VOLUMES
+    check: tuple[str, ...] = ()  # run in the writer on the staged files; refusal stops the deploy
+    reload_url: Optional[str] = None  # POSTed once the files are in place
+    network: Optional[str] = None  # where the writer reaches reload_url; none without one
+    image: Optional[str] = None  # the writer's, when the service's is built on the host
+
+
+# POSIX sh (busybox, alpine): the files arrive as uploads at their real paths under
+# $LIVE_DIR, so a checker that follows references between them (prometheus.yml ->
+# rules) finds them there. Temporary names end in .fourlb-new, which no service
+# reads (Traefik takes .yml/.yaml/.toml, Grafana .json, Prometheus named files).
+WRITER_SCRIPT = r"""set -eu
+if [ -n "${CHECK:-}" ]; then
+  echo "checking: $CHECK"
+  eval "$CHECK"
+fi
+cd "$LIVE_DIR"
+find . -type f ! -name '*.fourlb-new' | while read -r file; do
+  mkdir -p "$TARGET/$(dirname "$file")"
+  cp -p "$file" "$TARGET/$file.fourlb-new"
+  mv -f "$TARGET/$file.fourlb-new" "$TARGET/$file"
+done
+cd "$TARGET"
+find . -type f | while read -r file; do
+  [ -e "$LIVE_DIR/$file" ] || { rm -f "$file"; echo "removed $file"; }
+done
+if [ -n "${RELOAD_URL:-}" ]; then
+  # absent on a first deployment: the service then reads the files when it starts
+  if wget -q -O /dev/null --post-data= "$RELOAD_URL"; then echo "reloaded: $RELOAD_URL"
+  else echo "no reload from $RELOAD_URL (not running yet?)"; fi
+fi
+touch "$WRITTEN"
+echo "configuration in place"
+exec sleep 2147483647
+"""
+
+
+def writer_name(service: str) -> str:
+    return service + WRITER_SUFFIX
+
+
+def split(container: Container, live: LiveConfig) -> tuple[Container, Container]:
+    """The service without the live files (it mounts them) and their writer."""
+    prefix = live.directory.rstrip("/") + "/"
+    live_uploads = tuple(u for u in container.uploads if u.path.startswith(prefix))
+    service = replace(
+        container,
+        uploads=tuple(u for u in container.uploads if not u.path.startswith(prefix)),
+        mounts=container.mounts + (Mount(target=live.directory, volume=live.volume, read_only=True),),
+        starts_after=container.starts_after + (writer_name(container.name),),
+    )
+    writer = Container(
+        name=writer_name(container.name),
+        image=live.image or container.image,
+        build_context=None if live.image else container.build_context,
+        role=container.role,
+        networks=(live.network,) if live.network else (),
+        uploads=live_uploads,
+        mounts=(Mount(target=TARGET, volume=live.volume),),
+        entrypoint=("/bin/sh", "-c", WRITER_SCRIPT),
+        # sh's $0; set, so that the image's own CMD is not appended as arguments
+        command=("fourlb-config-writer",),
+        # root whatever the image's user (prom/* run as nobody): it reads root-only
+        # uploads and writes the volume; it runs nothing but this script
+        user="0:0",
+        env=(("LIVE_DIR", live.directory), ("TARGET", TARGET), ("WRITTEN", WRITTEN),
+             ("CHECK", shlex.join(live.check)), ("RELOAD_URL", live.reload_url or "")),
+        healthcheck=HealthCheck(("CMD", "test", "-f", WRITTEN), interval_s=2, timeout_s=2,
+                                retries=60, start_period_s=2),
+        memory_mb=64,
+        # no traffic and a fixed name: the old writer goes, the new one writes
+        update_order="stop-first",
+        stop_grace_s=1,
+    )
+    return service, writer
