@@ -18,7 +18,10 @@ from .model import Container, Mount, Upload, secret
 
 SCRIPTS_SOURCE = Path(__file__).resolve().parent.parent / "backup"
 SCRIPTS = ("lib.sh", "run", "dump-databases", "snapshot-volumes", "upload", "prune",
-           "restore-db", "restore-volume", "fetch-remote", "list")
+           "restore-db", "restore-volume", "fetch-remote", "list", "rotate-access-log")
+# Traefik's access log (the traefik_logs volume), kept within a bound by rotate-access-log
+ACCESS_LOG_DIR = "/traefik-logs"
+ACCESS_LOG_MAX_BYTES = 50 * 1024 * 1024
 SCRIPTS_DIR = "/opt/backup"
 CONFIG_FILE = "/etc/backup/backup.env"  # the scripts' default BACKUP_CONFIG
 PGPASS_FILE = "/etc/backup/pgpass"
@@ -113,7 +116,10 @@ def settings_file(values: dict[str, str]) -> str:
 
 def crontab(config: StackConfig) -> str:
     # crond is PID 1: its output is `docker logs backup`
-    return (f"{config.backup.schedule} {SCRIPTS_DIR}/run >/proc/1/fd/1 2>/proc/1/fd/2\n")
+    output = ">/proc/1/fd/1 2>/proc/1/fd/2"
+    return (f"{config.backup.schedule} {SCRIPTS_DIR}/run {output}\n"
+            f"*/5 * * * * ACCESS_LOG={ACCESS_LOG_DIR}/access.log "
+            f"ACCESS_LOG_MAX_BYTES={ACCESS_LOG_MAX_BYTES} {SCRIPTS_DIR}/rotate-access-log {output}\n")
 
 
 def backup_files(containers: list[Container], config: StackConfig) -> tuple[Upload, ...]:

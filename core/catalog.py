@@ -199,6 +199,11 @@ def hidden_host_sockets(root: str) -> tuple[str, ...]:
 
 TRAEFIK_OPS_PORT = 8082  # ping and metrics; never published, never routed
 
+# Traefik, and the edge image built from it on the host with the CrowdSec bouncer
+# plugin inside (edge/Dockerfile, whose FROM names TRAEFIK_IMAGE)
+TRAEFIK_IMAGE = "traefik:v3.6"
+EDGE_IMAGE = "fourlb-traefik:3.6-bouncer-1.4.2"
+
 # PostgreSQL 16 client tools (as the server), restic and crond: built from
 # backup/Dockerfile; the scripts themselves are uploaded from backup/.
 BACKUP_IMAGE = "fourlb-backup:16-1"
@@ -206,7 +211,8 @@ BACKUP_IMAGE = "fourlb-backup:16-1"
 PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(
         name="traefik",
-        image="traefik:v3.6",
+        image=EDGE_IMAGE,
+        build_context="edge",
         role="edge",
         networks=(PUBLIC_NET, DOCKER_API_NET, CROWDSEC_NET, MONITORING_NET),
         port=TRAEFIK_OPS_PORT,
@@ -218,8 +224,9 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         update_order="stop-first",
         stop_grace_s=30,
         metrics_path="/metrics",
-        # the file provider watches the directory: no reload request needed
-        live_config=LiveConfig("/etc/traefik/dynamic", "traefik_dynamic"),
+        # the file provider watches the directory: no reload request needed; the
+        # writer runs the stock image the edge image is built from
+        live_config=LiveConfig("/etc/traefik/dynamic", "traefik_dynamic", image=TRAEFIK_IMAGE),
     ),
     ServiceSpec(
         name="docker-socket-proxy",
@@ -419,8 +426,10 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         build_context="backup",
         role="backup",
         networks=(DATA_NET, BACKUP_NET),
-        # the volumes it archives are added read-only by core.backup
-        volumes=(("backup_data", "/backups"), ("backup_metrics", "/metrics")),
+        # the volumes it archives are added read-only by core.backup; Traefik's
+        # access log is rotated from here (backup/rotate-access-log)
+        volumes=(("backup_data", "/backups"), ("backup_metrics", "/metrics"),
+                 ("traefik_logs", "/traefik-logs")),
         command=("crond", "-f", "-d", "8"),
         # crond is PID 1 (its death stops the container): healthy means the
         # uploads that make a run possible are in place

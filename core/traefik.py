@@ -23,6 +23,7 @@ SECRETS_DIR = "/etc/traefik/secrets"
 ACCESS_LOG = "/var/log/traefik/access.log"
 CROWDSEC_PLUGIN = "github.com/maxlerebourg/crowdsec-bouncer-traefik-plugin"
 CROWDSEC_PLUGIN_VERSION = "v1.4.2"
+CROWDSEC_PLUGIN_COMMIT = "5418d35feb3fd1b4b9620e97737690eca638d8e7"  # that tag, in edge/Dockerfile
 
 SECURITY_HEADERS = "security-headers"
 CROWDSEC = "crowdsec"
@@ -127,8 +128,8 @@ def static_config(config: StackConfig) -> dict[str, Any]:
         },
         "log": {"level": "INFO", "format": "json"},
         "accessLog": {"filePath": ACCESS_LOG, "format": "json", "bufferingSize": 100},
-        "experimental": {"plugins": {"bouncer": {
-            "moduleName": CROWDSEC_PLUGIN, "version": CROWDSEC_PLUGIN_VERSION}}},
+        # built into the image (edge/Dockerfile): no download when Traefik starts
+        "experimental": {"localPlugins": {"bouncer": {"moduleName": CROWDSEC_PLUGIN}}},
     }
     if letsencrypt:
         assert config.acme is not None  # guaranteed by StackConfig

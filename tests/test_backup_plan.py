@@ -36,7 +36,8 @@ def test_every_volume_with_data_is_archived_read_only_and_postgres_is_dumped_ins
         assert name in volumes and read_only[name] == f"/volumes/{name}", name
     assert "postgres_data" not in read_only and "prometheus_data" not in read_only
     writable = {m.volume for m in backup.mounts if not m.read_only}
-    assert writable == {"backup_data", "backup_metrics"}
+    # and Traefik's access log, which it rotates (backup/rotate-access-log)
+    assert writable == {"backup_data", "backup_metrics", "traefik_logs"}
     # which the settings name as the place for runs and status
     targets = {m.volume: m.target for m in backup.mounts}
     settings = settings_of(plan)
@@ -154,3 +155,15 @@ def test_a_sites_stack_cannot_carry_backup_or_alerting_settings():
     values = {**StackFile("dev", PROJECT).values, "backup": {"schedule": "0 1 * * *"}}
     with pytest.raises(StackConfigError, match="fourlb:backup"):
         parse_stack_config("dev", values)
+
+
+def test_the_access_log_is_rotated_every_five_minutes_within_a_bound():
+    backup = prod_plan().container("backup")
+    crontab = next(u.content for u in backup.uploads if u.path == "/etc/crontabs/root")
+    (line,) = [line for line in crontab.splitlines() if "rotate-access-log" in line]
+    assert line.startswith("*/5 * * * * ")
+    assert "ACCESS_LOG=/traefik-logs/access.log" in line and "ACCESS_LOG_MAX_BYTES=52428800" in line
+    mounts = {m.volume: m.target for m in backup.mounts}
+    assert mounts["traefik_logs"] == "/traefik-logs"
+    traefik = {m.volume: m.target for m in prod_plan().container("traefik").mounts}
+    assert traefik["traefik_logs"] == "/var/log/traefik"  # the same file, access.log in both

@@ -15,7 +15,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 # The inventory the platform must reproduce: container -> (image repository, port, route)
 INVENTORY = {
-    "traefik": ("traefik", None, "traefik.4lb.ca"),
+    "traefik": ("fourlb-traefik", None, "traefik.4lb.ca"),  # built FROM traefik (edge/)
     "postgres": ("postgres", 5432, None),
     "redis": ("redis", 6379, None),
     "chromadb": ("chromadb/chroma", 8000, None),
@@ -319,3 +319,16 @@ def test_secrets_reach_containers_as_files_but_for_the_listed_exceptions():
             ("grafana", "/run/secrets/grafana-admin-password"),
             ("code-server", "/run/secrets/code-server-password"),
             ("crowdsec", "/run/secrets/BOUNCER_KEY_traefik")} <= as_files
+
+
+def test_the_edge_image_holds_the_pinned_bouncer_and_traefik_starts_without_a_download(prod):
+    from core import catalog, traefik as edge
+    dockerfile = (PROJECT / "edge" / "Dockerfile").read_text()
+    assert f"\nFROM {catalog.TRAEFIK_IMAGE}\n" in dockerfile
+    source = f"{edge.CROWDSEC_PLUGIN.replace('github.com/', 'https://github.com/')}.git#{edge.CROWDSEC_PLUGIN_COMMIT}"
+    assert source in dockerfile and f"/plugins-local/src/{edge.CROWDSEC_PLUGIN}" in dockerfile
+    static = yaml.safe_load(prod.files_of("traefik")[0].content)
+    assert static["experimental"] == {"localPlugins": {"bouncer": {"moduleName": edge.CROWDSEC_PLUGIN}}}
+    # the writer of its files runs the stock image: nothing else to pull or build
+    assert prod.container("traefik-config").image == catalog.TRAEFIK_IMAGE
+    assert prod.container("traefik-config").build_context is None

