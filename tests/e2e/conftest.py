@@ -54,7 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
 # others: the rate limit empties the AI API's bucket for a while, and the
 # zero-downtime update leaves a site on its next release (the redeploy test another
 # one under a new name).
-RUN_LAST = ("test_redeploy.py", "test_alert_email.py", "test_rate_limit.py", "test_zero_downtime.py")
+RUN_LAST = ("test_reloads.py", "test_redeploy.py", "test_alert_email.py", "test_rate_limit.py", "test_zero_downtime.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -228,7 +228,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         write(f"  alerts through the real Prometheus and Alertmanager: {FACTS['alert email']}")
     if "zero-downtime" in FACTS:
         write(f"  zero-downtime update of a site under load: {FACTS['zero-downtime']}")
-    for key in sorted(k for k in FACTS if k.startswith("redeploy, ")):
+    for key in sorted(k for k in FACTS if k.startswith(("redeploy, ", "reload, ", "traefik replaced",
+                                                        "access log"))):
         write(f"  {key}: {FACTS[key]}")
     for label, seconds in DURATIONS.items():
         write(f"  {label}: {seconds:.1f}s")
