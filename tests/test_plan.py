@@ -332,3 +332,27 @@ def test_the_edge_image_holds_the_pinned_bouncer_and_traefik_starts_without_a_do
     # the writer of its files runs the stock image: nothing else to pull or build
     assert prod.container("traefik-config").image == catalog.TRAEFIK_IMAGE
     assert prod.container("traefik-config").build_context is None
+
+
+def test_the_bouncer_never_locks_everyone_out_unless_told_to(prod):
+    """What happens while CrowdSec's API does not answer cannot run here (the
+    plugin's source is fetched when the edge image is built), so its settings are
+    asserted against the plugin's code (v1.4.2, bouncer.go): in stream mode the
+    cache answers each request, and updateMaxFailure -1 never marks the stream
+    unhealthy, the state in which every request is refused."""
+    from config import parse_stack_config
+    from config.loading import StackFile
+    from core.build import build_plan
+
+    def bouncer(plan):
+        files = {u.path: u.content for u in plan.files_of("traefik")}
+        middlewares = yaml.safe_load(files["/etc/traefik/dynamic/middlewares.yml"])["http"]["middlewares"]
+        return middlewares["crowdsec"]["plugin"]["bouncer"]
+
+    default = bouncer(prod)
+    assert (default["crowdsecMode"], default["updateMaxFailure"]) == ("stream", -1)
+    assert default["updateIntervalSeconds"] == 15
+    assert default["crowdsecLapiKey"] == "${secret:crowdsec-bouncer-key}"
+    values = {**StackFile("prod", PROJECT).values, "crowdsecFailClosedAfterSeconds": 60}
+    closed = bouncer(build_plan(parse_stack_config("prod", values), "prod"))
+    assert closed["updateMaxFailure"] == 4  # 4 failed updates, 15 s apart
