@@ -40,7 +40,9 @@ def socket_path(docker_host: Optional[str]) -> str:
         "DOCKER_HOST=unix:///tmp/4lb-docker.sock")
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the engine's unix socket."""
+
     def __init__(self, path: str, timeout: float):
         super().__init__("localhost", timeout=timeout)
         self._path = path
@@ -65,7 +67,7 @@ class DockerHost:
         url = path + ("?" + urllib.parse.urlencode(
             {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in query.items()})
             if query else "")
-        connection = _UnixConnection(self.path, self.timeout)
+        connection = UnixHTTPConnection(self.path, self.timeout)
         try:
             connection.request("GET", url)
             response = connection.getresponse()

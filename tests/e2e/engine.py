@@ -20,6 +20,8 @@ import tempfile
 import urllib.parse
 from typing import Any, Optional
 
+from plan.docker_host import UnixHTTPConnection
+
 # Everything used here exists since API 1.41 (Docker 20.10, Debian 12's docker.io);
 # newer engines are asked for the newest version both sides know, capped at the
 # newest one these tests were run against.
@@ -76,16 +78,8 @@ class _Connection(http.client.HTTPConnection):
         return error
 
 
-class _UnixConnection(_Connection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
+class _UnixConnection(UnixHTTPConnection, _Connection):
+    pass
 
 
 class _DialStdioConnection(_Connection):
