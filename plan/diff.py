@@ -64,7 +64,7 @@ class StackDiff:
         """Volumes whose data a deployment could delete or leave unprotected."""
         if not self.same_stack:
             return ()
-        return tuple(c.subject for c in self.volumes if c.kind in ("removed", "unprotected"))
+        return tuple(c.subject for c in self.volumes if c.kind in ("removed", "unprotected", "renamed"))
 
 
 def diff_documents(base: dict[str, Any], head: dict[str, Any], stack: str,
@@ -230,6 +230,12 @@ def _volume_state(volume: dict[str, Any]) -> str:
 
 
 def _volume_change(name: str, before: dict[str, Any], after: dict[str, Any]) -> Optional[Change]:
+    # a volume's Docker name is replace-on-change: the protected volume would have to
+    # be deleted (refused) and a new, empty one would be created under the new name
+    old_name, new_name = before.get("docker_name", name), after.get("docker_name", name)
+    if old_name != new_name:
+        return Change(name, "renamed", before=f"Docker volume {old_name}",
+                      after=f"Docker volume {new_name} (a different volume: its data is not moved)")
     if before["protected"] and not after["protected"]:
         return Change(name, "unprotected", before="protected", after="not protected")
     if before["protected"] != after["protected"]:

@@ -19,7 +19,7 @@ COMMENT_MARKER = "<!-- fourlb-plan-diff -->"
 MAX_NAMES_SHOWN = 6
 
 _SYMBOLS = {"added": "+", "removed": "-", "re-pointed": "~", "changed": "~",
-            "replaced": "±", "updated": "~", "unprotected": "!"}
+            "replaced": "±", "updated": "~", "unprotected": "!", "renamed": "!"}
 
 
 def diffs_json(diffs: Iterable[StackDiff]) -> str:

@@ -141,5 +141,6 @@ def _volumes(plan: Plan) -> dict[str, dict[str, Any]]:
                 users.setdefault(mount.volume, []).append(container.name)
     return {v.name: {"purpose": v.purpose, "protected": v.protected,
                      "holds_data": v.name not in GENERATED_VOLUMES,
+                     "docker_name": v.engine_name,
                      "used_by": sorted(set(users.get(v.name, [])))}
             for v in plan.volumes}

@@ -344,3 +344,16 @@ def test_only_in_place_settings_update_a_container_without_replacing_it():
     (memory_change,) = diff_documents(base, resized, "s", "a", "b").containers
     assert (label_change.kind, label_change.fields[0].names) == ("replaced", ("a",))
     assert (memory_change.kind, memory_change.fields[0].after) == ("updated", "256")
+
+
+def test_a_volume_given_another_docker_name_is_flagged_as_data_at_risk(project: Path):
+    """Once deployed, a new fourlb:volumeNames entry points the plan at another Docker
+    volume: the provider would replace the protected one (refused) and the service
+    would start on an empty volume."""
+    edit_stack(project, "prod", lambda c: c.update({"fourlb:volumeNames": {"redis_data": "ai-tools_redis_data"}}))
+    code, diff = diff_json(project, "prod", "--base", "HEAD")
+    assert code == 1
+    assert diff["volumes_at_risk"] == ["redis_data"]
+    text = run_plan("diff", "prod", "--base", "HEAD", cwd=project).stdout
+    assert "redis_data renamed: Docker volume redis_data -> Docker volume ai-tools_redis_data" in text
+    assert "DATA AT RISK: volume redis_data" in text
