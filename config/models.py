@@ -274,11 +274,13 @@ class BackupSettings(_Model):
     and, when `remote` is set, copied to an S3-compatible bucket."""
 
     schedule: str = "15 3 * * *"  # cron, in UTC
+    # the restore check of the newest run (backup/verify-latest): weekly, after that night's run
+    verify_schedule: str = "45 4 * * 0"
     local_retention_days: int = Field(default=7, ge=1, le=365)
     remote_retention_days: int = Field(default=30, ge=1, le=3650)
     remote: Optional[S3Remote] = None
 
-    @field_validator("schedule")
+    @field_validator("schedule", "verify_schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
         fields = value.split()

@@ -8,6 +8,7 @@ are): this module only decides their settings and the container's mounts.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +19,8 @@ from .model import Container, Mount, Upload, secret
 
 SCRIPTS_SOURCE = Path(__file__).resolve().parent.parent / "backup"
 SCRIPTS = ("lib.sh", "run", "dump-databases", "snapshot-volumes", "upload", "prune",
-           "restore-db", "restore-volume", "fetch-remote", "list", "rotate-access-log")
+           "restore-db", "restore-volume", "fetch-remote", "list", "rotate-access-log",
+           "verify-latest")
 # Traefik's access log (the traefik_logs volume), kept within a bound by rotate-access-log
 ACCESS_LOG_DIR = "/traefik-logs"
 ACCESS_LOG_MAX_BYTES = 50 * 1024 * 1024
@@ -32,6 +34,9 @@ VOLUMES_DIR = "/volumes"
 METRICS_DIR = "/metrics"
 METRICS_VOLUME = "backup_metrics"
 TEXTFILE_DIR = "/textfile"  # where node-exporter reads the backup's status
+# a restore check counts as overdue once its schedule's longest gap and this have passed:
+# it waits up to 3 hours for a running backup, then restores everything
+VERIFY_SLACK_SECONDS = 6 * 3600
 
 
 def snapshotted_volumes(containers: list[Container]) -> list[str]:
@@ -119,7 +124,69 @@ def crontab(config: StackConfig) -> str:
     output = ">/proc/1/fd/1 2>/proc/1/fd/2"
     return (f"{config.backup.schedule} {SCRIPTS_DIR}/run {output}\n"
             f"*/5 * * * * ACCESS_LOG={ACCESS_LOG_DIR}/access.log "
-            f"ACCESS_LOG_MAX_BYTES={ACCESS_LOG_MAX_BYTES} {SCRIPTS_DIR}/rotate-access-log {output}\n")
+            f"ACCESS_LOG_MAX_BYTES={ACCESS_LOG_MAX_BYTES} {SCRIPTS_DIR}/rotate-access-log {output}\n"
+            f"{config.backup.verify_schedule} {SCRIPTS_DIR}/verify-latest {output}\n")
+
+
+# minute, hour, day of month, month, day of week (busybox crond: 7 is Sunday too)
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def _cron_values(field: str, low: int, high: int) -> frozenset[int]:
+    values: set[int] = set()
+    for part in field.split(","):
+        spec, slash, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() else (0 if slash else 1)
+        if spec == "*":
+            start, end = low, high
+        elif "-" in spec:
+            first, _, last = spec.partition("-")
+            start, end = int(first or -1), int(last or -1)
+        else:
+            start = int(spec) if spec.isdigit() else -1
+            end = high if slash else start
+        if step < 1 or not low <= start <= end <= high:
+            raise ValueError(f"'{part}' is not within {low}-{high}")
+        values.update(range(start, end + 1, step))
+    return frozenset(values)
+
+
+def cron_period_seconds(expression: str) -> int:
+    """The longest time between two consecutive runs of a 5-field cron schedule
+    (UTC, busybox crond's rules: when both day fields are restricted, either
+    one matching is enough), found over eight years of calendar."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError("not a 5-field cron expression")
+    minutes, hours, days, months, weekdays = (
+        _cron_values(f, low, high) for f, (low, high) in zip(fields, _CRON_RANGES))
+    weekdays = frozenset(d % 7 for d in weekdays)
+    either_day = days != frozenset(range(1, 32)) and weekdays != frozenset(range(7))
+
+    def runs_on(day: date) -> bool:
+        by_date, by_weekday = day.day in days, day.isoweekday() % 7 in weekdays
+        return day.month in months and ((by_date or by_weekday) if either_day
+                                        else (by_date and by_weekday))
+
+    times = sorted(h * 60 + m for h in hours for m in minutes)  # minutes of a day
+    start = date(2024, 1, 1)
+    run_days = [start + timedelta(days=n) for n in range(8 * 366) if runs_on(start + timedelta(days=n))]
+    if len(run_days) < 2:
+        raise ValueError("it runs less than twice in eight years")
+    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    gaps += [(later - earlier).days * 1440 - times[-1] + times[0]
+             for earlier, later in zip(run_days, run_days[1:])]
+    return max(gaps) * 60
+
+
+def verify_max_age_seconds(config: StackConfig) -> int:
+    """How old the last restore check may be before it counts as overdue."""
+    schedule = config.backup.verify_schedule
+    try:
+        return cron_period_seconds(schedule) + VERIFY_SLACK_SECONDS
+    except ValueError as error:
+        raise ValueError(f"fourlb:backup.verifySchedule = {schedule!r}: allowed: a cron "
+                         f"expression that runs at least yearly ({error})") from error
 
 
 def backup_files(containers: list[Container], config: StackConfig) -> tuple[Upload, ...]:

@@ -78,7 +78,8 @@ def test_the_rules_file_is_valid_for_promtool(promtool, tmp_path, stack):
     assert re.search(r"SUCCESS: \d+ rules found", result.stdout + result.stderr)
 
 
-@pytest.mark.parametrize("unit", ["host.yml", "edge.yml", "backup.yml", "containers.yml"])
+@pytest.mark.parametrize("unit", ["host.yml", "edge.yml", "backup.yml", "backup_verify.yml",
+                                  "containers.yml"])
 def test_alerts_fire_and_stay_quiet_as_written(promtool, tmp_path, unit):
     result = promtool_test(promtool, tmp_path, rules_text(prod_plan()),
                            (UNIT_TESTS / unit).read_text(), unit)
@@ -96,6 +97,39 @@ def test_thresholds_come_from_the_stack_configuration(promtool, tmp_path):
     for alert in ("HostCpuHigh", "FilesystemAlmostFull", "CertificateExpiringSoon",
                   "ServerErrorRatioHigh", "BackupTooOld"):
         assert f"alertname: {alert}" in defaults.stdout + defaults.stderr, alert
+
+
+def _verify_overdue_unit(last_check_hours_ago: int) -> str:
+    """Series of a restore check that passed, `last_check_hours_ago` before the evaluation."""
+    end = last_check_hours_ago + 10
+    return yaml.safe_dump({
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1h",
+        "tests": [{
+            "interval": "1h",
+            "input_series": [
+                {"series": 'fourlb_backup_verify_success{job="node-exporter"}', "values": f"1x{end}"},
+                {"series": 'fourlb_backup_verify_last_run_timestamp_seconds{job="node-exporter"}',
+                 "values": f"{10 * 3600}x{end}"}],
+            "alert_rule_test": [{"eval_time": f"{end}h", "alertname": "BackupVerifyTooOld",
+                                 "exp_alerts": [{"exp_labels": {"severity": "warning",
+                                                                "job": "node-exporter"}}]}],
+        }],
+    })
+
+
+@pytest.mark.parametrize("schedule, overdue, on_time", [
+    ("45 4 * * 0", 175, 173),     # weekly: 168 hours between checks, plus 6
+    ("45 4 * * *", 31, 29),       # daily: 24 + 6
+    ("0 5 1 * *", 751, 749),      # monthly: the longest month, 31 days, + 6
+])
+def test_a_restore_check_is_overdue_after_its_schedules_longest_gap_plus_slack(
+        promtool, tmp_path, schedule, overdue, on_time):
+    rules = rules_text(prod_plan(backup={"verifySchedule": schedule}))
+    fired = promtool_test(promtool, tmp_path, rules, _verify_overdue_unit(overdue))
+    assert fired.returncode == 0, fired.stdout + fired.stderr
+    quiet = promtool_test(promtool, tmp_path, rules, _verify_overdue_unit(on_time))
+    assert quiet.returncode != 0 and "BackupVerifyTooOld" in quiet.stdout + quiet.stderr
 
 
 def _last_seen(stack: str, service: str, docker_name: str) -> dict:
@@ -155,7 +189,8 @@ def test_only_what_the_stack_runs_is_watched():
     everything = alert_names(prod_plan())
     assert {"HostCpuHigh", "FilesystemAlmostFull", "ContainerDown", "ContainerRestartLoop",
             "CertificateExpiringSoon", "ServerErrorRatioHigh", "BackupFailed",
-            "BackupTooOld", "BackupStatusMissing", "MetricsTargetDown"} == everything
+            "BackupTooOld", "BackupStatusMissing", "BackupVerifyFailed", "BackupVerifyTooOld",
+            "BackupVerifyStatusMissing", "MetricsTargetDown"} == everything
     without = alert_names(prod_plan(services={
         "node-exporter": {"enabled": False}, "cadvisor": {"enabled": False},
         "backup": {"enabled": False}}))

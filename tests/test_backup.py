@@ -15,7 +15,10 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import stat
+import tarfile
+import threading
 import subprocess
 import sys
 import tempfile
@@ -43,8 +46,9 @@ TEST_SECRETS = {
 }
 # core tools the scripts use that busybox provides in the image (GNU tar and
 # util-linux flock are installed there on purpose)
-BUSYBOX_TOOLS = ("basename", "cat", "cut", "date", "dirname", "du", "find", "grep", "gzip",
-                 "head", "ls", "mkdir", "mv", "rm", "sed", "sha256sum", "sort")
+BUSYBOX_TOOLS = ("awk", "basename", "cat", "chmod", "chown", "cmp", "cut", "date", "dirname", "du",
+                 "find", "grep", "gzip", "head", "id", "ls", "mkdir", "mv", "od", "rm", "sed",
+                 "sha256sum", "sort", "stat", "tail", "timeout", "touch", "tr", "wc")
 
 
 def free_port() -> int:
@@ -245,10 +249,13 @@ class BackupRoot:
     def runs(self) -> list[str]:
         return sorted(p.name for p in self.dir("BACKUP_DIR").iterdir() if not p.name.startswith("."))
 
-    def status(self) -> dict[str, float]:
-        text = (self.dir("METRICS_DIR") / "fourlb_backup.prom").read_text()
+    def status(self, file: str = "fourlb_backup.prom") -> dict[str, float]:
+        text = (self.dir("METRICS_DIR") / file).read_text()
         return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
                 if line and not line.startswith("#")}
+
+    def verify_status(self) -> dict[str, float]:
+        return self.status("fourlb_backup_verify.prom")
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -301,16 +308,55 @@ def seed_volumes(volumes: Path) -> None:
     redis.chmod(0o700)
     grafana = volumes / "grafana_data"
     grafana.mkdir()
-    (grafana / "grafana.db").write_bytes(os.urandom(20000))
+    sqlite_database(grafana / "grafana.db", "delete")
     (grafana / "grafana.db").chmod(0o640)
+    (grafana / "plugins cache.db").write_bytes(os.urandom(20000))  # named .db, not SQLite
     (grafana / "empty").touch()
     if os.geteuid() == 0:
         os.chown(grafana, 472, 472)
         os.chown(grafana / "grafana.db", 472, 0)
+    webui = volumes / "open_webui_data"
+    (webui / "vector db").mkdir(parents=True)
+    sqlite_database(webui / "webui.db", "wal")  # closed: no -wal file left
+    sqlite_database(webui / "vector db" / "state", "delete", rows=200)  # SQLite, no extension
+    chroma = volumes / "chromadb_data"
+    segment = chroma / "3f1c0e2a-6d9b-4c7e-9a51-0b8e2d4f7c13"
+    segment.mkdir(parents=True)
+    sqlite_database(chroma / "chroma.sqlite3", "wal")
+    for name, size in (("data_level0.bin", 40000), ("header.bin", 100), ("length.bin", 400),
+                       ("link_lists.bin", 0), ("index_metadata.pickle", 700)):
+        (segment / name).write_bytes(os.urandom(size))
+
+
+def sqlite_database(path: Path, journal_mode: str, rows: int = 3000) -> None:
+    """A real SQLite database of a few hundred pages."""
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA journal_mode={journal_mode}")
+        db.execute("CREATE TABLE dashboard (id INTEGER PRIMARY KEY, title TEXT NOT NULL, data TEXT)")
+        db.executemany("INSERT INTO dashboard (title, data) VALUES (?, ?)",
+                       [(f"dashboard {n}", "panel " * 30 + str(n)) for n in range(rows)])
+        db.execute("CREATE INDEX dashboard_title ON dashboard (title)")
+    db.close()
+
+
+def is_sqlite(path: Path) -> bool:
+    with open(path, "rb") as file:
+        return file.read(16) == b"SQLite format 3\0"
+
+
+def sqlite_content(path: Path) -> str:
+    """A database's content as SQL; opened immutable, so nothing is written beside it."""
+    db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return hashlib.sha256("\n".join(db.iterdump()).encode()).hexdigest()
+    finally:
+        db.close()
 
 
 def tree(directory: Path) -> dict[str, tuple]:
-    """Every entry under `directory`: type, mode, owner and content (or link target)."""
+    """Every entry under `directory`: type, mode, owner and content (or link target).
+    A SQLite database's content is its rows and schema: an online backup copies
+    them, not the very bytes."""
     entries = {}
     for path in [directory, *sorted(directory.rglob("*"))]:
         info = path.lstat()
@@ -318,6 +364,8 @@ def tree(directory: Path) -> dict[str, tuple]:
             what = ("link", os.readlink(path))
         elif stat.S_ISDIR(info.st_mode):
             what = ("dir",)
+        elif info.st_size > 99 and is_sqlite(path):
+            what = ("sqlite", sqlite_content(path))
         else:
             what = ("file", hashlib.sha256(path.read_bytes()).hexdigest())
         entries[str(path.relative_to(directory))] = (*what, stat.S_IMODE(info.st_mode),
@@ -367,7 +415,12 @@ def test_every_database_and_volume_has_an_artifact_with_its_checksum(drill):
     (run,) = box.runs()
     artifacts = sorted(p.name for p in (box.dir("BACKUP_DIR") / run).iterdir())
     expected = ["db-orchestrator.dump", "db-postgres.dump", "db-toilettage.dump", "globals.sql",
-                "volume-grafana_data.tar.gz", "volume-redis_data.tar.gz"]
+                "db-orchestrator.tables", "db-postgres.tables", "db-toilettage.tables",
+                "volume-chromadb_data.tar.gz", "volume-grafana_data.tar.gz",
+                "volume-open_webui_data.tar.gz", "volume-redis_data.tar.gz",
+                # the SQLite databases each archive holds as online backups
+                "volume-chromadb_data.sqlite", "volume-grafana_data.sqlite",
+                "volume-open_webui_data.sqlite"]
     assert artifacts == sorted(expected + [name + ".sha256" for name in expected])
     for name in expected:
         artifact = box.dir("BACKUP_DIR") / run / name
@@ -439,7 +492,7 @@ def test_volumes_restore_with_their_files_modes_and_owners(drill):
     box, result, _, _ = drill
     ok(result)
     (run,) = box.runs()
-    for volume in ("redis_data", "grafana_data"):
+    for volume in ("redis_data", "grafana_data", "open_webui_data", "chromadb_data"):
         target = box.root / "restored" / volume
         ok(box.run("restore-volume", box.in_backups(f"{run}/volume-{volume}.tar.gz"),
                    str(target)))
@@ -555,3 +608,289 @@ def _snapshots(box: BackupRoot) -> list[dict]:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+# --- consistent SQLite snapshots ---------------------------------------------------
+
+def archive_members(archive: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(archive) as tar:
+        return {member.name: member for member in tar.getmembers()}
+
+
+def test_sqlite_databases_are_found_by_their_header_and_archived_as_online_backups(drill):
+    box, result, _, _ = drill
+    ok(result)
+    (run,) = box.runs()
+    run_dir = box.dir("BACKUP_DIR") / run
+    listed = {volume: (run_dir / f"volume-{volume}.sqlite").read_text().splitlines()
+              for volume in ("grafana_data", "open_webui_data", "chromadb_data")}
+    # by header: "plugins cache.db" is no SQLite, "vector db/state" is one
+    assert listed == {"grafana_data": ["./grafana.db"],
+                      "open_webui_data": ["./vector db/state", "./webui.db"],
+                      "chromadb_data": ["./chroma.sqlite3"]}
+    assert not (run_dir / "volume-redis_data.sqlite").exists()
+    members = archive_members(run_dir / "volume-grafana_data.tar.gz")
+    assert {"./grafana.db", "./plugins cache.db", "./empty"} <= set(members)
+    database = members["./grafana.db"]
+    live = (box.dir("VOLUMES_DIR") / "grafana_data" / "grafana.db").stat()
+    assert (database.mode, database.uid, database.gid, database.mtime) == (
+        0o640, live.st_uid, live.st_gid, int(live.st_mtime))
+    assert "changed while they were archived" not in result.stderr
+
+
+@pytest.mark.parametrize("journal_mode", ["wal", "delete"])
+def test_a_database_written_during_the_snapshot_is_copied_at_one_commit(scratch, journal_mode):
+    """A writer commits batches of 50 rows while the volume is archived: the copy
+    holds whole batches only, and at least every batch committed before it began
+    (a copy of the main file alone would miss those still in the -wal)."""
+    box = BackupRoot(scratch / f"live-{journal_mode}", backup_container(), None)
+    volume = box.dir("VOLUMES_DIR") / "grafana_data"
+    volume.mkdir()
+    live = volume / "grafana.db"
+    sqlite_database(live, journal_mode, rows=0)
+    # keep the database open, so that its -wal and -shm stay beside it
+    holder = sqlite3.connect(live)
+    holder.execute("SELECT count(*) FROM dashboard").fetchone()
+    stop_writing = threading.Event()
+    committed = [0]
+
+    def write() -> None:
+        db = sqlite3.connect(live, timeout=30)
+        db.execute("PRAGMA wal_autocheckpoint=0")  # committed rows stay in the -wal
+        while not stop_writing.is_set():
+            with db:
+                db.executemany("INSERT INTO dashboard (title, data) VALUES (?, ?)",
+                               [("batch", os.urandom(300).hex()) for _ in range(50)])
+            committed[0] += 50
+            time.sleep(0.003)
+        db.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        while committed[0] < 2000:
+            time.sleep(0.01)
+        before = committed[0]
+        if journal_mode == "wal":  # those rows are in the -wal, not yet in the file
+            assert (volume / "grafana.db-wal").stat().st_size > 100_000
+        out = box.root / "out"
+        out.mkdir()
+        result = ok(box.run("snapshot-volumes", str(out)))
+    finally:
+        stop_writing.set()
+        writer.join()
+        holder.close()
+    members = archive_members(out / "volume-grafana_data.tar.gz")
+    assert not {"./grafana.db-wal", "./grafana.db-shm", "./grafana.db-journal"} & set(members)
+    with tarfile.open(out / "volume-grafana_data.tar.gz") as tar:
+        tar.extract("./grafana.db", box.root / "extracted")
+    copy = sqlite3.connect(box.root / "extracted" / "grafana.db")
+    try:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        (rows,) = copy.execute("SELECT count(*) FROM dashboard").fetchone()
+    finally:
+        copy.close()
+    assert rows % 50 == 0 and before <= rows <= committed[0], (before, rows, committed[0])
+    assert "changed while they were archived" not in result.stderr
+
+
+# --- the restore check --------------------------------------------------------------
+
+def verify_timed(box: BackupRoot) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    result = box.run("verify-latest", timeout=300)
+    return result, time.monotonic() - started
+
+
+def alert_fires(status: dict[str, float], alert: str = "BackupVerifyFailed") -> bool:
+    """Whether `alert` fires on Prometheus' copy of these metrics (the plan's rules)."""
+    from tests.plans import prod_plan
+    from tests.test_alert_rules import promtool_test, rules_text
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package: prometheus)")
+    series = [{"series": f'{name}{{job="node-exporter"}}', "values": f"{status[name]:g}x6"}
+              for name in ("fourlb_backup_verify_success",
+                           "fourlb_backup_verify_last_run_timestamp_seconds")]
+    unit = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "alert_rule_test": [{"eval_time": "5m", "alertname": alert, "exp_alerts": [
+            {"exp_labels": {"severity": "critical", "job": "node-exporter"}}]}]}]}
+    with tempfile.TemporaryDirectory() as directory:
+        result = promtool_test(promtool, Path(directory), rules_text(prod_plan()),
+                               json.dumps(unit))
+    return result.returncode == 0
+
+
+def test_the_dump_records_its_tables_and_their_rows(drill):
+    box, result, _, _ = drill
+    ok(result)
+    (run,) = box.runs()
+    lines = (box.dir("BACKUP_DIR") / run / "db-orchestrator.tables").read_text().splitlines()
+    assert lines[0].startswith("#") and lines[1:] == ["public.conversations\t2000"]
+    toilettage = (box.dir("BACKUP_DIR") / run / "db-toilettage.tables").read_text()
+    assert "public.appointments\t500\n" in toilettage
+
+
+def test_a_good_backup_passes_the_restore_check(drill, capsys):
+    box, result, _, _ = drill
+    ok(result)
+    (run,) = box.runs()
+    checked, seconds = verify_timed(box)
+    ok(checked)
+    status = box.verify_status()
+    assert status["fourlb_backup_verify_success"] == 1
+    assert abs(status["fourlb_backup_verify_last_run_timestamp_seconds"] - time.time()) < 60
+    assert status["fourlb_backup_verify_run_timestamp_seconds"] == datetime.strptime(
+        run, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+    artifacts = {k: v for k, v in status.items() if k.startswith("fourlb_backup_verify_artifact")}
+    assert len(artifacts) == 14 and set(artifacts.values()) == {1}
+    log = checked.stderr
+    assert "database orchestrator: 1 table(s) present, 1 counted (2000 rows), as recorded" in log
+    assert "volume open_webui_data: " in log and "2 SQLite database(s) checked" in log
+    # nothing left behind: no scratch directory, no server
+    assert [p.name for p in box.dir("BACKUP_DIR").iterdir() if p.name.startswith(".verifying-")] == []
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(box.dir("BACKUP_DIR") / ".verifying-") not in processes
+    assert not alert_fires(status)
+    promtool = shutil.which("promtool")
+    if promtool:
+        text = (box.dir("METRICS_DIR") / "fourlb_backup_verify.prom").read_text()
+        lint = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                              text=True, timeout=30)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    with capsys.disabled():
+        phases = [line.split(": ", 1)[1] for line in log.splitlines() if " took " in line]
+        print(f"\nrestore check of the drill's run: {seconds:.2f}s wall clock ({'; '.join(phases)})")
+
+
+def rewrite_checksum(path: Path) -> None:
+    path.with_name(path.name + ".sha256").write_text(f"{sha256_of(path)}  {path.name}\n")
+
+
+def check_a_damaged_copy(box: BackupRoot, damage) -> tuple[subprocess.CompletedProcess, dict]:
+    """The restore check of a copy of the drill's run, damaged by `damage(run_dir)`,
+    named a minute later so that it is the newest run."""
+    (run,) = box.runs()
+    newer = (datetime.strptime(run, "%Y%m%dT%H%M%SZ") + timedelta(minutes=1)).strftime(
+        "%Y%m%dT%H%M%SZ")
+    copy = box.dir("BACKUP_DIR") / newer
+    shutil.copytree(box.dir("BACKUP_DIR") / run, copy)
+    try:
+        damage(copy)
+        checked, seconds = verify_timed(box)
+    finally:
+        shutil.rmtree(copy)
+    print(f"restore check of a damaged run: {seconds:.2f}s")
+    assert checked.returncode != 0, checked.stderr
+    status = box.verify_status()
+    assert status["fourlb_backup_verify_success"] == 0
+    assert alert_fires(status)
+    return checked, status
+
+
+def failed_artifacts(status: dict) -> set[str]:
+    return {key.split('"')[1] for key, value in status.items()
+            if key.startswith("fourlb_backup_verify_artifact_success") and value == 0}
+
+
+def test_a_truncated_dump_fails_the_restore_check(drill):
+    def truncate(run_dir: Path) -> None:
+        dump = run_dir / "db-orchestrator.dump"
+        dump.write_bytes(dump.read_bytes()[: dump.stat().st_size * 2 // 3])
+        rewrite_checksum(dump)  # truncated before its checksum was taken: pg_restore must notice
+    box, result, _, _ = drill
+    ok(result)
+    checked, status = check_a_damaged_copy(box, truncate)
+    assert "FAILED: db-orchestrator.dump: pg_restore failed" in checked.stderr, checked.stderr
+    assert failed_artifacts(status) == {"db-orchestrator.dump"}
+
+
+def test_a_row_count_unlike_the_dumps_fails_the_restore_check(drill):
+    def miscount(run_dir: Path) -> None:
+        tables = run_dir / "db-toilettage.tables"
+        tables.write_text(tables.read_text().replace("public.appointments\t500", "public.appointments\t499"))
+        rewrite_checksum(tables)
+    box, result, _, _ = drill
+    ok(result)
+    checked, status = check_a_damaged_copy(box, miscount)
+    assert ("FAILED: db-toilettage.dump: table public.appointments has 500 rows after the restore, "
+            "the dump recorded 499") in checked.stderr, checked.stderr
+    assert failed_artifacts(status) == {"db-toilettage.dump"}
+
+
+def test_a_torn_sqlite_snapshot_fails_the_restore_check(drill):
+    def tear(run_dir: Path) -> None:
+        archive = run_dir / "volume-grafana_data.tar.gz"
+        unpacked = run_dir.parent / ".unpacked"
+        unpacked.mkdir()
+        try:
+            subprocess.run(["tar", "-xzf", str(archive), "-C", str(unpacked)], check=True)
+            database = unpacked / "grafana.db"
+            data = bytearray(database.read_bytes())
+            page = int.from_bytes(data[16:18], "big")
+            middle = (len(data) // page // 2) * page
+            data[middle:middle + page] = os.urandom(page)  # one page, half-way, overwritten
+            database.write_bytes(bytes(data))
+            subprocess.run(["tar", "-czf", str(archive), "--numeric-owner", "-C", str(unpacked), "."],
+                           check=True)
+        finally:
+            shutil.rmtree(unpacked)
+        rewrite_checksum(archive)  # torn while it was copied, as tar used to copy it
+    box, result, _, _ = drill
+    ok(result)
+    checked, status = check_a_damaged_copy(box, tear)
+    assert ("FAILED: volume-grafana_data.tar.gz: SQLite database ./grafana.db fails PRAGMA "
+            "integrity_check") in checked.stderr, checked.stderr
+    assert failed_artifacts(status) == {"volume-grafana_data.tar.gz"}
+
+
+def test_a_wrong_checksum_fails_the_restore_check(drill):
+    def wrong_sum(run_dir: Path) -> None:
+        (run_dir / "volume-redis_data.tar.gz.sha256").write_text(
+            f"{hashlib.sha256(b'another file').hexdigest()}  volume-redis_data.tar.gz\n")
+    box, result, _, _ = drill
+    ok(result)
+    checked, status = check_a_damaged_copy(box, wrong_sum)
+    assert "FAILED: volume-redis_data.tar.gz: checksum mismatch" in checked.stderr, checked.stderr
+    assert failed_artifacts(status) == {"volume-redis_data.tar.gz"}
+
+
+def test_no_run_to_check_fails_the_restore_check(scratch):
+    box = BackupRoot(scratch / "nothing-yet", backup_container(), None)
+    checked = box.run("verify-latest")
+    assert checked.returncode != 0 and "FAILED: run: no complete backup run" in checked.stderr
+    assert box.verify_status()["fourlb_backup_verify_success"] == 0
+
+
+def test_row_counts_are_taken_in_the_snapshot_the_dump_holds(scratch, source_db, target_db):
+    """Rows keep arriving while the databases are dumped: the recorded counts are
+    still exactly the dump's (the restore check demands equality)."""
+    source_db.sql("postgres", "CREATE DATABASE busy")
+    source_db.sql("busy", "CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
+    writer = subprocess.Popen(
+        [str(PG_BINDIRS[0] / "psql"), "-X", "-q", "-h", "127.0.0.1", "-p", str(source_db.port),
+         "-U", "fourlb", "-d", "busy", "-c",
+         "DO $$ BEGIN FOR i IN 1..200000 LOOP INSERT INTO events DEFAULT VALUES; COMMIT; "
+         "PERFORM pg_sleep(0.0005); END LOOP; END $$"],
+        env={**os.environ, "PGPASSWORD": PG_PASSWORD}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    box = BackupRoot(scratch / "busy", backup_container(), source_db)
+    out = box.root / "out"
+    out.mkdir()
+    try:
+        while int(source_db.sql("busy", "SELECT count(*) FROM events")) < 500:
+            time.sleep(0.05)
+        ok(box.run("dump-databases", str(out)))
+        after = int(source_db.sql("busy", "SELECT count(*) FROM events"))
+    finally:
+        stop(writer)
+        # the loop runs on in the server without its client: FORCE ends it
+        source_db.sql("postgres", "DROP DATABASE busy WITH (FORCE)")
+    recorded = dict(line.split("\t") for line in (out / "db-busy.tables").read_text().splitlines()
+                    if not line.startswith("#"))
+    point_at(box, target_db)
+    ok(box.run("restore-db", str(out / "db-busy.dump"), "busy_restored"))
+    restored = int(target_db.sql("busy_restored", "SELECT count(*) FROM events"))
+    assert int(recorded["public.events"]) == restored
+    assert 500 <= restored < after  # the writer kept going during the dump

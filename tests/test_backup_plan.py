@@ -9,6 +9,7 @@ import pytest
 
 from config import StackConfigError, parse_stack_config
 from config.loading import StackFile
+from core.backup import cron_period_seconds
 from core.edge import load_plan
 from core.model import SECRET_PLACEHOLDER, Plan
 from tests.plans import prod_plan
@@ -121,6 +122,7 @@ def test_only_platform_stacks_back_up():
 @pytest.mark.parametrize("setting, key, value", [
     ({"schedule": "every night"}, "fourlb:backup.schedule", "every night"),
     ({"schedule": "15 3 * *"}, "fourlb:backup.schedule", "15 3 * *"),
+    ({"verifySchedule": "weekly"}, "fourlb:backup.verifySchedule", "weekly"),
     ({"localRetentionDays": 0}, "fourlb:backup.localRetentionDays", 0),
     ({"remote": {**REMOTE, "endpoint": "http://s3.example.com"}}, "fourlb:backup.remote.endpoint",
      "http://s3.example.com"),
@@ -167,3 +169,34 @@ def test_the_access_log_is_rotated_every_five_minutes_within_a_bound():
     assert mounts["traefik_logs"] == "/traefik-logs"
     traefik = {m.volume: m.target for m in prod_plan().container("traefik").mounts}
     assert traefik["traefik_logs"] == "/var/log/traefik"  # the same file, access.log in both
+
+
+def test_the_restore_check_runs_weekly_after_the_nightly_backup_unless_told_otherwise():
+    def verify_line(plan: Plan) -> str:
+        crontab = next(u.content for u in plan.container("backup").uploads
+                       if u.path == "/etc/crontabs/root")
+        (line,) = [line for line in crontab.splitlines() if "verify-latest" in line]
+        return line
+    # Sundays at 04:45 UTC, an hour and a half after the 03:15 backup
+    assert verify_line(prod_plan()).startswith("45 4 * * 0 /opt/backup/verify-latest ")
+    assert verify_line(prod_plan(backup={"verifySchedule": "0 6 * * 3"})).startswith(
+        "0 6 * * 3 /opt/backup/verify-latest ")
+    uploaded = {u.path: u for u in prod_plan().container("backup").uploads}
+    script = uploaded["/opt/backup/verify-latest"]
+    assert (script.content, script.mode) == ((PROJECT / "backup" / "verify-latest").read_text(), "0755")
+
+
+@pytest.mark.parametrize("schedule, hours", [
+    ("45 4 * * 0", 168), ("15 3 * * *", 24), ("0 */6 * * *", 6), ("0 3 * * 1-5", 72),
+    ("0 0 1,15 * 1", 168),  # the 1st, the 15th or a Monday (either day field, as crond)
+    ("0 3 1 * *", 31 * 24), ("30 2 29 2 *", 4 * 365 * 24 + 24),
+])
+def test_a_schedules_period_is_its_longest_gap(schedule, hours):
+    assert cron_period_seconds(schedule) == hours * 3600
+
+
+def test_a_schedule_that_never_runs_names_the_setting():
+    with pytest.raises(ValueError, match=r"fourlb:backup.verifySchedule = '0 3 31 2 \*': allowed"):
+        prod_plan(backup={"verifySchedule": "0 3 31 2 *"})
+    with pytest.raises(ValueError, match="fourlb:backup.verifySchedule = '75 3 \\* \\* \\*'"):
+        prod_plan(backup={"verifySchedule": "75 3 * * *"})

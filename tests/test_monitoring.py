@@ -332,6 +332,8 @@ PUBLISHED = {
     "traefik_service_requests_total", "traefik_service_request_duration_seconds_bucket",
     "traefik_tls_certs_not_after", "traefik_entrypoint_requests_total",
     "fourlb_backup_last_success_timestamp_seconds", "fourlb_backup_last_run_status",
+    # and the restore check (backup/verify-latest; tests/test_backup.py reads them)
+    "fourlb_backup_verify_success", "fourlb_backup_verify_last_run_timestamp_seconds",
 }
 
 

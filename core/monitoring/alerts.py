@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from config.models import AlertingSettings
+from config.models import AlertingSettings, StackConfig
 
+from ..backup import verify_max_age_seconds
 from ..model import Container
 from . import queries
 
@@ -98,9 +99,15 @@ def _edge(limits: AlertingSettings) -> dict[str, Any]:
     ]}
 
 
-def _backup(limits: AlertingSettings) -> dict[str, Any]:
+def _duration(seconds: int) -> str:
+    """A Prometheus duration: whole hours when it is some, minutes otherwise."""
+    return f"{seconds // 3600}h" if seconds % 3600 == 0 else f"{seconds // 60}m"
+
+
+def _backup(limits: AlertingSettings, verify_max_age: int) -> dict[str, Any]:
     hours = limits.backup_max_age_hours
     max_age = hours * 3600
+    verify_hours = _number(verify_max_age / 3600)
     return {"name": "backup", "rules": [
         _alert("BackupFailed", f"{queries.BACKUP_LAST_STATUS} == 0", "critical",
                "The last backup run failed",
@@ -115,11 +122,28 @@ def _backup(limits: AlertingSettings) -> dict[str, Any]:
                "node-exporter publishes no fourlb_backup_last_success_timestamp_seconds: "
                "the backup never succeeded, or its status file cannot be read.",
                for_=f"{hours}h"),
+        # the restore check (backup/verify-latest) of the newest run
+        _alert("BackupVerifyFailed", f"{queries.BACKUP_VERIFY_SUCCESS} == 0", "critical",
+               "The newest backup failed its restore check",
+               "backup/verify-latest could not restore or verify every artifact of the newest "
+               "run: `docker logs backup` names each failure, and "
+               "fourlb_backup_verify_artifact_success is 0 for each artifact that failed."),
+        # derived from fourlb:backup.verifySchedule: its longest gap plus slack
+        _alert("BackupVerifyTooOld", f"{queries.backup_verify_age_seconds()} > {verify_max_age}",
+               "warning", f"No restore check of the backups for more than {verify_hours} hours",
+               "The last restore check ended {{ $value | humanizeDuration }} ago: its scheduled "
+               "runs do not happen."),
+        _alert("BackupVerifyStatusMissing", f"absent({queries.BACKUP_VERIFY_LAST_RUN})", "warning",
+               f"No restore check of the backups on record for {verify_hours} hours",
+               "node-exporter publishes no fourlb_backup_verify_last_run_timestamp_seconds: the "
+               "restore check never ran, or its status file cannot be read.",
+               for_=_duration(verify_max_age)),
     ]}
 
 
-def alert_rules(containers: list[Container], limits: AlertingSettings, stack: str) -> dict[str, Any]:
+def alert_rules(containers: list[Container], config: StackConfig, stack: str) -> dict[str, Any]:
     """The rules file: one group per thing watched."""
+    limits = config.alerting
     running = {c.name for c in containers}
     groups = [_targets()]
     if "node-exporter" in running:
@@ -129,5 +153,5 @@ def alert_rules(containers: list[Container], limits: AlertingSettings, stack: st
     if "traefik" in running:
         groups.append(_edge(limits))
     if "backup" in running:
-        groups.append(_backup(limits))
+        groups.append(_backup(limits, verify_max_age_seconds(config)))
     return {"groups": groups}

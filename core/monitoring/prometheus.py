@@ -65,5 +65,5 @@ def prometheus_config(containers: list[Container], stack: str) -> dict[str, Any]
 def prometheus_files(containers: list[Container], config: StackConfig, stack: str) -> tuple[Upload, ...]:
     return (
         Upload(CONFIG_FILE, to_yaml(prometheus_config(containers, stack))),
-        Upload(RULES_FILE, to_yaml(alert_rules(containers, config.alerting, stack))),
+        Upload(RULES_FILE, to_yaml(alert_rules(containers, config, stack))),
     )

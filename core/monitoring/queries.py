@@ -11,6 +11,9 @@ _REAL_FILESYSTEMS = 'fstype!~"tmpfs|ramfs|devtmpfs|squashfs|overlay|nsfs|fuse\\\
 # Written by backup/run in node-exporter's textfile format (see backup/lib.sh).
 BACKUP_LAST_SUCCESS = "fourlb_backup_last_success_timestamp_seconds"
 BACKUP_LAST_STATUS = "fourlb_backup_last_run_status"
+# Written by backup/verify-latest, the restore check, in the same directory.
+BACKUP_VERIFY_SUCCESS = "fourlb_backup_verify_success"
+BACKUP_VERIFY_LAST_RUN = "fourlb_backup_verify_last_run_timestamp_seconds"
 
 
 def label_value(value: str) -> str:
@@ -48,3 +51,7 @@ def certificate_days_left() -> str:
 
 def backup_age_seconds() -> str:
     return f"time() - {BACKUP_LAST_SUCCESS}"
+
+
+def backup_verify_age_seconds() -> str:
+    return f"time() - {BACKUP_VERIFY_LAST_RUN}"

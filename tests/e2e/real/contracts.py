@@ -289,25 +289,28 @@ exec /usr/bin/crond "$@"
 BACKUP = Contract(
     service="backup",
     official="fourlb-backup",
-    read="backup/Dockerfile (this project's: postgres:16.8-alpine3.21 with restic, GNU tar, flock)",
+    read="backup/Dockerfile (this project's: postgres:16.8-alpine3.21 with restic, GNU tar, flock, sqlite, su-exec)",
     runs_as="root: crond as PID 1 runs the job as root",
     uid=0, gid=0,
     config_paths=("/etc/crontabs/root, /etc/backup/ and /opt/backup/ (uploads)",
                   "/backups (volume), /volumes/* (read-only volumes), /metrics (volume)"),
     env=(),
-    program="Debian PostgreSQL 15 client programs (the image: 16), restic, GNU tar, flock",
+    program="Debian PostgreSQL 15 client programs (the image: 16), restic, GNU tar, flock, sqlite3",
     differences=(
         _FILES_FROM_HOST, _BUSYBOX,
         ("crond's directory", "Debian's busybox crond reads /var/spool/cron/crontabs (Alpine's: "
                               "/etc/crontabs): that path is a link to /etc/crontabs"),
         ("crond -d", "Debian's busybox crond has no -d (log to stderr): /usr/local/bin/crond "
                      "turns -d N into -l N -L /dev/stderr"),
+        ("/bin/sh", "Debian's dash: the static busybox's sh runs its own applets before PATH "
+                    "(busybox tar, without GNU tar's --anchored); Alpine's ash takes PATH's GNU tar"),
     ),
     rootfs=RootFs(
-        packages=("postgresql-client-15", "restic"),
-        host_paths=("/usr/bin/tar", "/usr/bin/flock"),
+        packages=("postgresql-client-15", "restic", "sqlite3"),
+        host_paths=("/usr/bin/tar", "/usr/bin/flock", "/usr/bin/dash"),
         directories=(Directory("/etc/crontabs"),),
-        links=(("/var/spool/cron/crontabs", "/etc/crontabs"),),
+        links=(("/var/spool/cron/crontabs", "/etc/crontabs"),
+               ("/usr/bin/sh", "/usr/bin/dash")),  # /bin is /usr/bin
         files=(TextFile("/usr/local/bin/crond", _CROND, 0o755),),
     ),
     entrypoint=(),
