@@ -87,6 +87,32 @@ def security_headers(csp: str = DEFAULT_CSP) -> dict[str, Any]:
     }
 
 
+def response_headers(csp: str = DEFAULT_CSP) -> dict[str, str]:
+    """The HTTP headers `security_headers(csp)` makes Traefik add to every answer
+    (the values Traefik writes, https://doc.traefik.io/traefik/middlewares/http/headers/)."""
+    options = security_headers(csp)
+    sts = f"max-age={options['stsSeconds']}"
+    sts += "; includeSubDomains" if options["stsIncludeSubdomains"] else ""
+    sts += "; preload" if options["stsPreload"] else ""
+    headers = {
+        "Strict-Transport-Security": sts,
+        "Content-Security-Policy": options["contentSecurityPolicy"],
+        "Referrer-Policy": options["referrerPolicy"],
+        "Permissions-Policy": options["permissionsPolicy"],
+    }
+    if options["frameDeny"]:
+        headers["X-Frame-Options"] = "DENY"
+    if options["contentTypeNosniff"]:
+        headers["X-Content-Type-Options"] = "nosniff"
+    return headers
+
+
+def effective_headers(container: Container) -> dict[str, str]:
+    """What every answer through this container's routers carries: its own policy
+    (a site's contentSecurityPolicy) or the platform's default."""
+    return response_headers(container.content_security_policy or DEFAULT_CSP)
+
+
 def static_config(config: StackConfig) -> dict[str, Any]:
     """traefik.yml for the platform stack."""
     letsencrypt = config.tls == "letsencrypt"

@@ -16,14 +16,14 @@ from core.edge import edge_owner
 from core.catalog import GENERATED_VOLUMES
 from core.model import SELF_HEADERS, Container, Plan, Route
 from core.deploy_checks import DNS_TARGET_KEY
-from core.traefik import CERT_RESOLVER
+from core.traefik import CERT_RESOLVER, effective_headers
 
 # How a record whose address is not set yet is shown (its content is null in JSON).
 UNSET_TARGET = f"(not set: {DNS_TARGET_KEY})"
 
 # Bump when the shape changes: a diff against a ref written with another
 # version would otherwise report the reshaping as changes to the platform.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: each route's effective response headers
 
 EMPTY_DOCUMENT: dict[str, Any] = {
     "format": FORMAT_VERSION, "stack": None, "role": None, "edge": None,
@@ -78,6 +78,7 @@ def _route_row(container: Container, route: Route, hostname: str,
         "service": route.internal_service,
         "middlewares": [_middleware_name(m, container) for m in route.middlewares],
         "tls_resolver": resolver,
+        "headers": effective_headers(container),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .document import UNSET_TARGET
@@ -27,7 +28,23 @@ def _routes(document: dict[str, Any]) -> list[str]:
         ", ".join(r["middlewares"]),
         r["tls_resolver"] or "default certificate",
     ) for r in document["routes"]]
-    return table(("Hostname", "Path prefix", "Target", "Middlewares", "TLS resolver"), rows)
+    return table(("Hostname", "Path prefix", "Target", "Middlewares", "TLS resolver"), rows) + \
+        _headers(document)
+
+
+def _headers(document: dict[str, Any]) -> list[str]:
+    """Each hostname's response headers, once per distinct set."""
+    by_set: dict[str, list[str]] = {}
+    for route in document["routes"]:
+        key = json.dumps(route["headers"], sort_keys=True)
+        host = route["hostname"] + (route["path_prefix"] or "")
+        if host not in by_set.setdefault(key, []):
+            by_set[key].append(host)
+    lines = ["", "Response headers on every answer (refusals included):"]
+    for key, hosts in by_set.items():
+        lines += ["", ", ".join(code(h) for h in hosts) + ":", ""]
+        lines += table(("Header", "Value"), [(name, code(value)) for name, value in json.loads(key).items()])
+    return lines
 
 
 def _dns(document: dict[str, Any]) -> list[str]:

@@ -357,3 +357,14 @@ def test_a_volume_given_another_docker_name_is_flagged_as_data_at_risk(project: 
     text = run_plan("diff", "prod", "--base", "HEAD", cwd=project).stdout
     assert "redis_data renamed: Docker volume redis_data -> Docker volume ai-tools_redis_data" in text
     assert "DATA AT RISK: volume redis_data" in text
+
+
+def test_the_plan_shows_each_hostnames_response_headers():
+    result = run_plan("prod", "--format", "json")
+    routes = json.loads(result.stdout)["routes"]
+    (site,) = [r for r in routes if r["hostname"] == "jsr-solutions.ca"]
+    assert site["headers"]["X-Frame-Options"] == "DENY"
+    assert site["headers"]["Strict-Transport-Security"] == "max-age=63072000; includeSubDomains; preload"
+    assert "frame-ancestors 'none'" in site["headers"]["Content-Security-Policy"]
+    text = run_plan("prod").stdout
+    assert "Response headers on every answer" in text and "| X-Frame-Options | `DENY` |" in text

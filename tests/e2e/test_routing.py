@@ -10,6 +10,8 @@ import bcrypt
 import pytest
 import yaml
 
+from core.traefik import effective_headers
+
 from .declared import Declared
 from .expectations import (ADMIN_CHECK, ADMIN_HOSTNAMES, DATA_SERVICES, HOSTNAMES, PROOF, ROUTES, platform_domain,
                            reach_check)
@@ -91,6 +93,17 @@ def test_security_headers(edge: Edge, host: str) -> None:
     assert response.header("X-Content-Type-Options").lower() == "nosniff"
     assert response.header("X-Frame-Options").upper() in ("DENY", "SAMEORIGIN")
     PROOF.record(host, "headers")
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.id)
+def test_each_route_answers_with_the_headers_the_plan_shows(edge: Edge, stacks: dict[str, Declared],
+                                                            route) -> None:
+    """`python -m plan` shows each hostname's effective response headers
+    (core.traefik.effective_headers): the real Traefik sends exactly those."""
+    expected = effective_headers(stacks[route.stack].plan.container(route.service))
+    response = edge.get(route.host, route.path, auth=_credentials(edge, route.host))
+    served = {name: response.header(name) for name in expected}
+    assert served == expected, route.id
 
 
 @pytest.mark.parametrize("host", ADMIN_HOSTNAMES)
