@@ -240,8 +240,9 @@ def _with_live_config(containers: list[Container]) -> list[Container]:
     declared just before it (core.live_config)."""
     result = []
     for container in containers:
+        # sites cannot take a platform service's name (build_plan refuses it)
         spec = SERVICES_BY_NAME.get(container.name)
-        live = spec.live_config if spec and container.role != "site" else None
+        live = spec.live_config if spec else None
         if live is None:
             result.append(container)
             continue

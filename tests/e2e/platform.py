@@ -13,6 +13,8 @@ import tarfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from core.live_config import WRITER_SUFFIX
+
 from . import standin
 from .changes import E2E_LABEL, IMAGE_EXPOSED_PORTS
 from .declared import Declared, DeclaredContainer
@@ -20,8 +22,6 @@ from .engine import Engine
 from .polling import poll
 from .real import images as real_images
 from .real.contracts import Contract, contract_for
-
-from core.live_config import WRITER_SUFFIX
 
 LABEL_FILTER = f"{E2E_LABEL[0]}={E2E_LABEL[1]}"
 WRITERS_WITHIN_S = 30  # a writer checks every 2 s: its files are in place within seconds

@@ -21,14 +21,16 @@ import socket
 import threading
 import time
 import urllib.request
+from typing import Optional
 
 from config.loading import StackFile
+from core.live_config import writer_name
 
+from . import changes
 from .conftest import FACTS, provided_secrets
 from .declared import Declared, DeclaredContainer, declared, dynamic_writer, traefik_files
 from .harness import Edge
 from .load import Load
-from . import changes
 from .platform import Platform
 
 STACK = "prod"
@@ -39,15 +41,20 @@ RELOADED_WITHIN_S = 20
 REFUSED_PROBES = 3000  # connection attempts while Traefik is replaced, 10 ms apart at most
 
 
+def _changed(deploy, secrets: Optional[dict[str, str]] = None, **change) -> Declared:
+    """What the program declares with `change` (deploy's overrides) and these secrets
+    on top of the suite's own."""
+    return declared(deploy(STACK, secrets={**(provided_secrets(STACK) or {}), **(secrets or {})},
+                           **change))
+
+
 def _writer(deploy, service: str, **change) -> DeclaredContainer:
-    secrets = {**(provided_secrets(STACK) or {}), **change.pop("secrets", {})}
-    return declared(deploy(STACK, secrets=secrets, **change)).container(f"{service}-config")
+    return _changed(deploy, **change).container(writer_name(service))
 
 
 def _edge_writer(deploy, edge: Edge, **change) -> DeclaredContainer:
     """traefik-config as the changed program declares it, with the changes for here."""
-    run = declared(deploy(STACK, secrets={**(provided_secrets(STACK) or {}), **change.pop("secrets", {})},
-                          **change))
+    run = _changed(deploy, **change)
     tree = changes.rewrite_for_here(changes.production_tree(*traefik_files(run)), edge.here)
     return dynamic_writer(run, tree)
 
