@@ -120,7 +120,8 @@ CONTAINER_CHANGES: dict[str, str] = {
     "exposed ports": "the traefik container exposes 80/tcp, as the traefik image does (EXPOSE 80): "
                      "Traefik's docker provider needs a port for the default service of a "
                      "container whose routers all target internal services",
-    "stop grace": "not applied: the tests remove their containers at once",
+    "stop grace": "applied where a test replaces a site as `pulumi up` does (load.start_first_update); "
+                  "elsewhere the tests remove their containers at once",
 }
 E2E_LABEL = ("fourlb.e2e", "1")
 # the real images' exposed ports, where the docker provider reads them (see CONTAINER_CHANGES)

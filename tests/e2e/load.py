@@ -7,6 +7,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from core.model import Container
+
 from .declared import DeclaredContainer
 from .harness import Edge
 from .platform import Platform
@@ -50,13 +52,16 @@ class Load:
 
 
 def start_first_update(platform: Platform, edge: Edge, host: str, old: DeclaredContainer,
-                       new: DeclaredContainer, settle_s: float) -> tuple[Load, float]:
+                       new: DeclaredContainer, planned: Container) -> tuple[Load, float]:
     """Replaces `old` by `new` the way `pulumi up` replaces a start-first container
     (components/service.py: a new name, `delete_before_replace=False`, `wait=True`,
     a settle command that depends on the container), under load on `host`: create
     and start the new one, wait until Docker reports it healthy, let the settle time
-    pass, then delete the old one, killed at once (stop timeout 0: a server that
-    exits on SIGTERM without draining, the hardest case). Returns the load and when
+    pass, then delete the old one as pulumi-docker deletes a container: SIGTERM, and
+    SIGKILL after the declared grace (`destroy_grace_seconds`). The stand-in drains
+    on SIGTERM as a web server's graceful stop does. No proxy can save a request
+    already sent to a process that is killed: Traefik's retry middleware stops
+    retrying once the request was written to the server. Returns the load and when
     it started."""
     load = Load(edge, host)
     worker = threading.Thread(target=load.run, daemon=True)
@@ -67,8 +72,8 @@ def start_first_update(platform: Platform, edge: Edge, host: str, old: DeclaredC
         platform.run(new)  # pulumi: create the replacement first...
         platform.wait_healthy([new], HEALTHY_WITHIN_S)  # ...wait=True: until Docker says healthy...
         load.events.append((time.monotonic(), "new healthy"))
-        time.sleep(settle_s)  # ...the settle command...
-        platform.engine.stop(old.name, timeout_s=0)  # ...then delete the old one
+        time.sleep(planned.settle_s)  # ...the settle command...
+        platform.engine.stop(old.name, timeout_s=planned.stop_grace_s)  # ...then delete the old one
         load.events.append((time.monotonic(), "old stopped"))
         platform.engine.remove_container(old.name)
         load.events.append((time.monotonic(), "old removed"))

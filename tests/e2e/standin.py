@@ -49,7 +49,14 @@ if [ "$port" = 0 ]; then
     trap 'exit 0' TERM INT
     while :; do sleep 3600 & wait $!; done
 fi
-exec nc -ll -p "$port" -e /standin/respond
+# SIGTERM (what `docker stop` and pulumi-docker's delete send): drain as a web
+# server does on a graceful stop (nginx's SIGQUIT): close the listener so new
+# connections are refused (Traefik's retry moves them to another server), give
+# the exchanges already accepted (a few ms each) a second to finish, then exit.
+nc -ll -p "$port" -e /standin/respond &
+listener=$!
+trap 'kill $listener; sleep 1; exit 0' TERM INT
+wait $listener
 """,
     # One HTTP/1.1 exchange: read the request head, answer 200 with our name.
     "standin/respond": """\

@@ -50,7 +50,7 @@ def test_replacements_with_the_same_spec_start_beside_the_old_container(
         assert refused.value.status == 409, step
 
         load, _ = start_first_update(platform, edge, HOST, old, new,
-                                     stacks[STACK].plan.container(SITE).settle_s)
+                                     stacks[STACK].plan.container(SITE))
         total = len(load.answers)
         FACTS[f"redeploy, {step}"] = (f"{len(load.failures)} failed of {total} requests "
                                       f"({old.name} -> {new.name})")

@@ -1,7 +1,7 @@
 """A start-first update under load: not one request may fail.
 
 The update is done the way `pulumi up` replaces a start-first container
-(`load.start_first_update`); the old container is killed at once. Requests run
+(`load.start_first_update`): the old one is stopped with its declared grace. Requests run
 all along, through the real Traefik, bounded in count and time.
 
 This module runs last (see conftest): afterwards the site runs its new version.
@@ -41,7 +41,7 @@ def test_a_start_first_update_fails_no_request(platform: Platform, stacks: dict[
     assert set(new.routers()).isdisjoint(old.routers()), "routers must not be defined twice"
 
     load, started = start_first_update(platform, edge, HOST, old, new,
-                                       stacks[STACK].plan.container(SITE).settle_s)
+                                       stacks[STACK].plan.container(SITE))
     DURATIONS["zero-downtime update under load"] = time.monotonic() - started
     total = len(load.answers)
     FACTS["zero-downtime"] = (f"{len(load.failures)} failed of {total} requests "
