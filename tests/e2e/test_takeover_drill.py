@@ -258,9 +258,12 @@ def seed_host(engine: Engine, workdir: Path) -> dict[str, object]:
     _old_container(engine, "traefik", STANDIN_IMAGE, "traefik_certs", "/letsencrypt",
                    entrypoint=["sleep", "600"], ports=(80, 443), start=False)
 
+    # over TCP: the entrypoint's first-run server listens on the socket only, and
+    # stops before the real one starts
     poll("today's postgres accepting queries",
-         lambda: engine.exec("postgres", ["psql", "-U", POSTGRES_USER, "-d", POSTGRES_DB, "-c",
-                                          "select 1"])[0] == 0, 30, interval_s=0.3)
+         lambda: engine.exec("postgres", ["sh", "-c", 'PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 '
+                                          f'-U {POSTGRES_USER} -d {POSTGRES_DB} -c "select 1"'])[0] == 0,
+         30, interval_s=0.3)
     _psql_local(engine, "postgres", "create table drill_rows as select g as id, md5(g::text) as body "
                 f"from generate_series(1, {ROWS}) g")
     _run(engine, "redis", "sh", "-c", f"i=0; while [ $i -lt {KEYS} ]; do echo \"SET key:$i value:$i\"; "
