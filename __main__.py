@@ -10,12 +10,12 @@ from components.platform import deploy
 from components.settings import check_deployable, read_stack_config
 from config import StackConfigError
 from core.build import build_plan
-from core.edge import check_shared_edge
+from core.edge import check_shared_edge, served_stacks
 
 stack = pulumi.get_stack()
 try:
     config = read_stack_config(stack)
-    plan = build_plan(config, stack)
+    plan = build_plan(config, stack, served_stacks(stack, config))
     check_shared_edge(stack, config, plan)
     check_deployable(stack, config, plan)
 except StackConfigError as error:

@@ -95,8 +95,7 @@ class Service(pulumi.ComponentResource):
             envs=[render(f"{key}={value}", secrets) for key, value in container.env],
             labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in container.labels],
             networks_advanced=[
-                # the stable name resolves on every network, whatever the suffix
-                docker.ContainerNetworksAdvancedArgs(name=networks[n], aliases=[container.name])
+                docker.ContainerNetworksAdvancedArgs(name=networks[n], aliases=_aliases(container, n))
                 for n in container.networks
             ],
             volumes=[
@@ -155,3 +154,10 @@ class Service(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs({"name": self.container.name})
+
+
+def _aliases(container: Container, network: str) -> list[str]:
+    """The stable name resolves on every network, whatever the suffix; the name
+    it listens under (Container.listen_on) only on that network."""
+    extra = [container.listen_on[1]] if container.listen_on and container.listen_on[0] == network else []
+    return [container.name, *extra]

@@ -118,6 +118,9 @@ class SiteSettings(_Model):
     # a mutable tag in a registry (e.g. ghcr.io/jsr/site:dev): each deployment asks
     # the registry for its digest and ships a new build when the tag moved
     follow_tag: bool = False
+    # a way out of the host (payment or mail APIs): the site's own network with
+    # Traefik gets a gateway. Without it the site reaches nothing but Traefik.
+    egress: bool = False
 
     @field_validator("follow_tag")
     @classmethod

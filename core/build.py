@@ -9,7 +9,7 @@ from config.errors import MISSING, Problem, StackConfigError
 from config.models import ServiceSettings, SiteSettings, StackConfig
 from config.types import is_within_zone
 
-from . import backup, catalog, files, live_config, monitoring, traefik
+from . import backup, catalog, files, live_config, monitoring, networks, traefik
 from .catalog import PLATFORM_SERVICES, SECRETS, SERVICES_BY_NAME, ServiceSpec
 from .deploy_checks import is_local_stack
 from .model import (
@@ -18,7 +18,6 @@ from .model import (
     DnsRecord,
     HealthCheck,
     Mount,
-    Network,
     Plan,
     PublishedPort,
     Route,
@@ -50,7 +49,10 @@ class _Problems:
             raise StackConfigError(self.stack, self.items)
 
 
-def build_plan(config: StackConfig, stack: str) -> Plan:
+def build_plan(config: StackConfig, stack: str, served_stacks: Iterable[str] = ()) -> Plan:
+    """`served_stacks`: the sites stacks whose sites this stack's Traefik serves
+    (core.edge.served_stacks): it joins a network of each."""
+    served_stacks = tuple(served_stacks)
     problems = _Problems(stack)
     containers: list[Container] = []
     # (container, hostname) -> the config key that put the hostname there
@@ -66,6 +68,10 @@ def build_plan(config: StackConfig, stack: str) -> Plan:
         if name in SERVICES_BY_NAME:
             problems.add(f"sites.{name}", name, "allowed: a name no platform service uses")
             continue
+        if site.egress and config.role == "sites":
+            problems.add(f"sites.{name}.egress", True,
+                         "allowed: false; a sites stack's sites share one network with the edge, "
+                         "which already leads out of the host")
         containers.append(_site_container(name, site, config, hostname_origins))
     containers = _add_extra_routes(containers, config, problems, hostname_origins)
     _check_hostnames(containers, config, hostname_origins, problems)
@@ -74,13 +80,16 @@ def build_plan(config: StackConfig, stack: str) -> Plan:
     containers = backup.with_backup_mounts(containers)
     containers = _with_generated_files(containers, config, stack)
     containers = _with_live_config(containers)
+    containers = networks.with_edge_networks(containers, config, stack, served_stacks)
+    containers = networks.without_lonely_networks(containers)
     containers = [replace(c, labels=traefik.labels(c, config, stack),
                           settle_s=SETTLE_S if c.update_order == "start-first" and c.routes else 0)
                   for c in containers]
     return Plan(
         stack=stack,
         role=config.role,
-        networks=tuple(replace(n, adopted=config.takeover) for n in _networks(containers, config)),
+        networks=tuple(replace(n, adopted=config.takeover)
+                       for n in networks.declared_networks(containers, config, stack, served_stacks)),
         volumes=_volumes(containers, config, stack),
         containers=tuple(containers),
         dns_records=_dns_records(containers, config),
@@ -139,12 +148,12 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
             path_prefix=spec.route.path_prefix,
             internal_service=spec.route.internal_service,
         ),)
-    networks = tuple(config.shared_network if n == catalog.PUBLIC_NET else n for n in spec.networks)
+    own_networks = tuple(config.shared_network if n == catalog.PUBLIC_NET else n for n in spec.networks)
     file_env, file_uploads = _secret_file_inputs(spec.secret_files)
     return Container(
         name=spec.name,
         image=settings.image or spec.image,
-        networks=networks,
+        networks=own_networks,
         role=spec.role,
         port=port,
         env=spec.env + file_env + tuple(sorted(settings.env.items())),
@@ -160,6 +169,8 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
         stop_grace_s=spec.stop_grace_s,
         tmpfs=spec.tmpfs,
         build_context=spec.build_context,
+        egress=spec.egress,
+        listen_on=spec.listen_on,
     )
 
 
@@ -179,7 +190,7 @@ def _site_container(name: str, site: SiteSettings, config: StackConfig,
     return Container(
         name=name,
         image=site.image,
-        networks=(config.shared_network,),
+        networks=(),  # its own with Traefik (core.networks)
         role="site",
         port=site.port,
         env=tuple(sorted(site.env.items())),
@@ -192,6 +203,7 @@ def _site_container(name: str, site: SiteSettings, config: StackConfig,
         update_order="start-first",
         content_security_policy=site.content_security_policy,
         follow_tag=site.follow_tag,
+        egress=site.egress,
     )
 
 
@@ -275,22 +287,6 @@ def _with_generated_files(containers: list[Container], config: StackConfig,
             env="CF_DNS_API_TOKEN_FILE"),))
         by_name["traefik"] = replace(edge, env=edge.env + env, uploads=edge.uploads + uploads)
     return [by_name[c.name] for c in containers]
-
-
-def _networks(containers: Iterable[Container], config: StackConfig) -> tuple[Network, ...]:
-    used = {n for c in containers for n in c.networks}
-    networks: list[Network] = []
-    if config.shared_network in used:
-        networks.append(Network(
-            config.shared_network, internal=False, external=config.role == "sites",
-            purpose="public path: Traefik and everything it routes to"))
-    for name, purpose in catalog.INTERNAL_NETWORKS.items():
-        if name in used:
-            networks.append(Network(name, internal=True, purpose=purpose))
-    for name, purpose in catalog.EGRESS_NETWORKS.items():
-        if name in used:
-            networks.append(Network(name, internal=False, purpose=purpose))
-    return tuple(networks)
 
 
 def _volumes(containers: Iterable[Container], config: StackConfig, stack: str) -> tuple[Volume, ...]:

@@ -14,20 +14,35 @@ from typing import Optional
 from .live_config import LiveConfig
 from .model import HealthCheck, Mount, SecretSpec, UpdateOrder, secret
 
-# Network names. `unified-net` is the public path (Traefik routes only there);
-# the others are internal: no route out, only the listed members.
+# Network names. `unified-net` is the edge's own: Traefik's published ports and
+# its way out (ACME). Everything Traefik routes to sits on a network of its own
+# with Traefik (core.networks: `edge-<container>`); the others below join only
+# the services that talk to each other.
 PUBLIC_NET = "unified-net"  # default of StackConfig.shared_network
 DATA_NET = "data-net"
 DOCKER_API_NET = "docker-api-net"
-MONITORING_NET = "monitoring-net"
+PROMETHEUS_NET = "prometheus-net"
+ALERTMANAGER_NET = "alertmanager-net"
 CROWDSEC_NET = "crowdsec-net"
 ALERTING_NET = "alerting-net"
 BACKUP_NET = "backup-net"
 
+
+def scrape_net(target: str) -> str:
+    """Prometheus and one scrape target: a target reaches nothing else of the
+    monitoring, Prometheus's API (reload, quit) least of all."""
+    return f"scrape-{target}-net"
+
+
+PROMETHEUS_API = "prometheus-api"  # Prometheus's name on PROMETHEUS_NET, where it listens
+SCRAPED = ("traefik", "cadvisor", "node-exporter")  # alertmanager: on alertmanager-net
+
 INTERNAL_NETWORKS = {
     DATA_NET: "PostgreSQL, Redis and ChromaDB with the services that use them",
     DOCKER_API_NET: "the read-only Docker socket proxy with Traefik and cAdvisor",
-    MONITORING_NET: "Prometheus with what it scrapes, Alertmanager and Grafana",
+    PROMETHEUS_NET: "Prometheus's API: Grafana's queries and its writer's reload",
+    ALERTMANAGER_NET: "Alertmanager: alerts and scrapes from Prometheus, its writer's reload",
+    **{scrape_net(t): f"Prometheus scraping {t}" for t in SCRAPED},
 }
 # CrowdSec needs the internet (hub, community blocklist) but nothing routed.
 EGRESS_NETWORKS = {
@@ -78,8 +93,8 @@ REDIS_CONF = "/usr/local/etc/redis/redis.conf"
 POSTGRES_DB = "orchestrator"
 
 
-def _http_check(port: int, path: str = "/", tool: str = "wget") -> HealthCheck:
-    url = f"http://127.0.0.1:{port}{path}"
+def _http_check(port: int, path: str = "/", tool: str = "wget", host: str = "127.0.0.1") -> HealthCheck:
+    url = f"http://{host}:{port}{path}"
     if tool == "curl":
         return HealthCheck(("CMD", "curl", "-fsS", "-o", "/dev/null", url))
     return HealthCheck(("CMD", "wget", "-q", "--spider", url))
@@ -135,6 +150,13 @@ class ServiceSpec:
     own_software_from: tuple[str, ...] = ()
     # files the running service re-reads: delivered by a writer (core.live_config)
     live_config: Optional[LiveConfig] = None
+    # a routed service whose own network with Traefik also leads out of the host
+    # (core.networks); the others reach only the services on their networks
+    egress: bool = False
+    # (network, alias): the service listens only on its address on that network,
+    # named by the alias there (Go's listener binds one address for a host name).
+    # A routed one is reached there by Traefik too, instead of on a network of its own.
+    listen_on: Optional[tuple[str, str]] = None
 
     def mounts(self) -> tuple[Mount, ...]:
         volumes = tuple(Mount(target=t, volume=v) for v, t in self.volumes)
@@ -214,7 +236,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         image=EDGE_IMAGE,
         build_context="edge",
         role="edge",
-        networks=(PUBLIC_NET, DOCKER_API_NET, CROWDSEC_NET, MONITORING_NET),
+        networks=(PUBLIC_NET, DOCKER_API_NET, CROWDSEC_NET, scrape_net("traefik")),
         port=TRAEFIK_OPS_PORT,
         route=RouteSpec("traefik", admin=True, internal_service="api@internal"),
         volumes=(("traefik_certs", "/letsencrypt"), ("traefik_logs", "/var/log/traefik")),
@@ -313,7 +335,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         name="ai-orchestrator-backend",
         image="ai-orchestrator-backend:5.1",
         role="ai",
-        networks=(PUBLIC_NET, DATA_NET),
+        networks=(DATA_NET,),
         port=8001,
         route=RouteSpec("ai", path_prefix="/api", rate_limit="ai-api"),
         env=(
@@ -327,12 +349,13 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         ),
         healthcheck=_http_check(8001, "/api/health", tool="curl"),
         memory_mb=2048,
+        egress=True,  # the language-model APIs it orchestrates are outside the host
     ),
     ServiceSpec(
         name="ai-orchestrator-frontend",
         image="nginx:1.27-alpine",
         role="ai",
-        networks=(PUBLIC_NET,),
+        networks=(),
         port=80,
         route=RouteSpec("ai"),
         healthcheck=_http_check(80),
@@ -345,7 +368,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         name="open-webui",
         image="ghcr.io/open-webui/open-webui:v0.6.5",
         role="ai",
-        networks=(PUBLIC_NET,),
+        networks=(),
         port=8080,
         route=RouteSpec("llm"),
         volumes=(("open_webui_data", "/app/backend/data"),),
@@ -353,6 +376,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
              ("ENABLE_SIGNUP", "false")),
         healthcheck=_http_check(8080, "/health", tool="curl"),
         memory_mb=2048,
+        egress=True,  # the model providers it talks to, and its model downloads
         update_order="stop-first",  # SQLite in its volume: one writer at a time
         stop_grace_s=30,
     ),
@@ -360,15 +384,19 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         name="prometheus",
         image="prom/prometheus:v3.2.1",
         role="monitoring",
-        networks=(PUBLIC_NET, MONITORING_NET),
+        networks=(PROMETHEUS_NET, ALERTMANAGER_NET, *(scrape_net(t) for t in SCRAPED)),
         port=9090,
         route=RouteSpec("prometheus", admin=True),
         volumes=(("prometheus_data", "/prometheus"),),
+        # its API (--web.enable-lifecycle: reload, quit) answers on prometheus-net
+        # only: not to the scrape targets and Alertmanager on its other networks
+        listen_on=(PROMETHEUS_NET, PROMETHEUS_API),
         command=("--config.file=/etc/prometheus/prometheus.yml",
+                 f"--web.listen-address={PROMETHEUS_API}:9090",
                  "--storage.tsdb.path=/prometheus",
                  "--storage.tsdb.retention.time=30d",
                  "--web.enable-lifecycle"),
-        healthcheck=_http_check(9090, "/-/healthy"),
+        healthcheck=_http_check(9090, "/-/healthy", host=PROMETHEUS_API),
         memory_mb=1024,
         update_order="stop-first",
         stop_grace_s=60,
@@ -376,13 +404,13 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         live_config=LiveConfig(
             "/etc/prometheus", "prometheus_config",
             check=("promtool", "check", "config", "/etc/prometheus/prometheus.yml"),
-            reload_url="http://prometheus:9090/-/reload", network=MONITORING_NET),
+            reload_url=f"http://{PROMETHEUS_API}:9090/-/reload", network=PROMETHEUS_NET),
     ),
     ServiceSpec(
         name="grafana",
         image="grafana/grafana:11.5.2",
         role="monitoring",
-        networks=(PUBLIC_NET, MONITORING_NET),
+        networks=(PROMETHEUS_NET,),
         port=3000,
         route=RouteSpec("grafana"),
         volumes=(("grafana_data", "/var/lib/grafana"),),
@@ -403,7 +431,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         name="alertmanager",
         image="prom/alertmanager:v0.28.1",
         role="monitoring",
-        networks=(MONITORING_NET, ALERTING_NET),
+        networks=(ALERTMANAGER_NET, ALERTING_NET),
         port=9093,
         volumes=(("alertmanager_data", "/alertmanager"),),
         command=("--config.file=/etc/alertmanager/alertmanager.yml",
@@ -418,7 +446,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         live_config=LiveConfig(
             "/etc/alertmanager", "alertmanager_config",
             check=("amtool", "check-config", "/etc/alertmanager/alertmanager.yml"),
-            reload_url="http://alertmanager:9093/-/reload", network=MONITORING_NET),
+            reload_url="http://alertmanager:9093/-/reload", network=ALERTMANAGER_NET),
     ),
     ServiceSpec(
         name="backup",
@@ -444,7 +472,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         name="cadvisor",
         image="gcr.io/cadvisor/cadvisor:v0.52.1",
         role="monitoring",
-        networks=(MONITORING_NET, DOCKER_API_NET),
+        networks=(scrape_net("cadvisor"), DOCKER_API_NET),
         port=8080,
         # container names come through the socket proxy, not a mounted socket
         command=("--docker=tcp://docker-socket-proxy:2375", "--docker_only=true",
@@ -460,7 +488,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         name="node-exporter",
         image="prom/node-exporter:v1.9.0",
         role="monitoring",
-        networks=(MONITORING_NET,),
+        networks=(scrape_net("node-exporter"),),
         port=9100,
         command=("--path.procfs=/host/proc", "--path.sysfs=/host/sys", "--path.rootfs=/rootfs"),
         host_mounts=(("/proc", "/host/proc"), ("/sys", "/host/sys"), ("/", "/rootfs")),
@@ -473,7 +501,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         name="code-server",
         image="lscr.io/linuxserver/code-server:4.98.2",
         role="tools",
-        networks=(PUBLIC_NET,),
+        networks=(),
         port=8443,
         route=RouteSpec("code"),
         volumes=(("code_server_data", "/config"),),
@@ -483,6 +511,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
                                  "0400", env="FILE__PASSWORD"),),
         healthcheck=_http_check(8443, "/healthz", tool="curl"),
         memory_mb=2048,
+        egress=True,  # git remotes, package registries, the extension gallery
         update_order="stop-first",
         stop_grace_s=30,
     ),

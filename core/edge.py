@@ -70,9 +70,26 @@ def shared_edge_problems(config: StackConfig, plan: Plan,
     return problems
 
 
+def served_stacks(stack: str, config: StackConfig, project_dir: Path = PROJECT_DIR) -> tuple[str, ...]:
+    """The sites stacks of this project whose edge is `stack`'s Traefik."""
+    if config.role != "platform":
+        return ()
+    served = []
+    for other in stack_names(project_dir):
+        if other == stack:
+            continue
+        try:
+            other_config = StackFile(other, project_dir).config()
+        except StackConfigError:
+            continue  # that stack reports its own problems when it is deployed
+        if other_config.role == "sites" and other_config.edge_stack == stack:
+            served.append(other)
+    return tuple(sorted(served))
+
+
 def load_plan(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[StackConfig, Plan]:
     """From the stack file alone: the validated config and its plan."""
     config = StackFile(stack, project_dir).config()
-    plan = build_plan(config, stack)
+    plan = build_plan(config, stack, served_stacks(stack, config, project_dir))
     check_shared_edge(stack, config, plan, project_dir)
     return config, plan

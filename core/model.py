@@ -160,6 +160,17 @@ class Container:
     settle_s: int = 0
     # containers of this plan that must exist first (e.g. the writer of its files)
     starts_after: tuple[str, ...] = ()
+    # a routed container: the network on which Traefik reaches it (core.networks),
+    # and whether that network also leads out of the host
+    edge_network: Optional[str] = None
+    egress: bool = False
+    # (network, alias): listens only there, under that extra name (catalog.ServiceSpec)
+    listen_on: Optional[tuple[str, str]] = None
+
+    @property
+    def address(self) -> str:
+        """The name by which its peers reach its port."""
+        return self.listen_on[1] if self.listen_on else self.name
 
     def secret_names(self) -> set[str]:
         names: set[str] = set()

@@ -277,7 +277,8 @@ def _labels(container: Container, config: StackConfig, stack: str,
     }
     if container.routes:
         result["traefik.enable"] = "true"
-        result["traefik.docker.network"] = config.shared_network
+        # the container's own network with Traefik (core.networks)
+        result["traefik.docker.network"] = container.edge_network or config.shared_network
         # The service is shared by the old and the new container of a start-first
         # update (same name, same load-balancer settings: Traefik balances over
         # both), so requests move to the new one as soon as it is healthy and the

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.networks import DEFAULT_POOL_NETWORKS
+
 from .document import UNSET_TARGET
 from .markdown import code, table
 
@@ -82,7 +84,25 @@ def _networks(document: dict[str, Any]) -> list[str]:
             return "joined (owned by the edge stack)"
         return "internal" if n["internal"] else "with egress"
     rows = [(code(name), kind(n), n["purpose"]) for name, n in sorted(document["networks"].items())]
-    return table(("Network", "Kind", "Purpose"), rows)
+    declared = sum(1 for n in document["networks"].values() if not n["external"])
+    return table(("Network", "Kind", "Purpose"), rows) + [
+        "", f"{declared} declared here, one per routed container among them; Docker's default "
+        f"address pools hold {DEFAULT_POOL_NETWORKS} besides docker0 for all stacks of the host "
+        "(README, \"Networks\").",
+        "", "Who reaches whom (a container reaches another only where they share a network; "
+        "the other stacks of the host add theirs on the networks they share):", "",
+        *_reached_by(document["containers"])]
+
+
+def _reached_by(containers: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, target in sorted(containers.items()):
+        if not target["port"]:
+            continue
+        sources = sorted(other for other, c in containers.items()
+                         if other != name and set(c["networks"]) & set(target["networks"]))
+        rows.append((code(f"{name}:{target['port']}"), ", ".join(sources) or "_nothing_"))
+    return table(("Listening", "Reached by"), rows)
 
 
 def _secrets(document: dict[str, Any]) -> list[str]:

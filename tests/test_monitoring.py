@@ -87,11 +87,14 @@ def test_prometheus_scrapes_the_platform_and_itself():
     traefik_static = yaml.safe_load(upload(served(plan, "traefik"), "/etc/traefik/traefik.yml"))
     ops_port = traefik_static["entryPoints"][traefik_static["metrics"]["prometheus"]["entryPoint"]][
         "address"].lstrip(":")
+    listen = [a for a in plan.container("prometheus").command if a.startswith("--web.listen-address=")]
+    assert listen == ["--web.listen-address=prometheus-api:9090"]
     assert scrape_targets(plan) == {
         "traefik": f"traefik:{ops_port}/metrics",  # where Traefik's static config serves metrics
         "cadvisor": "cadvisor:8080/metrics",
         "node-exporter": "node-exporter:9100/metrics",
-        "prometheus": "prometheus:9090/metrics",
+        # the only address it listens on, the one its command names
+        "prometheus": "prometheus-api:9090/metrics",
         "alertmanager": "alertmanager:9093/metrics",
     }
 
@@ -130,11 +133,18 @@ def test_backup_status_reaches_prometheus_through_node_exporter():
     assert not written[0].read_only
 
 
-def test_monitoring_services_share_the_monitoring_network_and_only_alertmanager_gets_out():
+def test_prometheus_shares_a_network_with_each_target_and_only_alertmanager_gets_out():
     plan = prod_plan()
     networks = {n.name: n for n in plan.networks}
-    for name in ("prometheus", "alertmanager", "grafana", "cadvisor", "node-exporter", "traefik"):
-        assert "monitoring-net" in plan.container(name).networks, name
+    prometheus = plan.container("prometheus")
+    for name in ("alertmanager", "grafana", "cadvisor", "node-exporter", "traefik"):
+        shared = set(plan.container(name).networks) & set(prometheus.networks)
+        assert shared and all(networks[n].internal for n in shared), name
+    # each target on its own network with Prometheus: no target reaches another
+    for name in ("cadvisor", "node-exporter", "traefik"):
+        others = {c.name for c in plan.containers
+                  if f"scrape-{name}-net" in c.networks} - {name, "prometheus"}
+        assert not others, (name, others)
     egress = [n for n in plan.container("alertmanager").networks if not networks[n].internal]
     assert egress == ["alerting-net"]
     assert [c.name for c in plan.containers if "alerting-net" in c.networks] == ["alertmanager"]
@@ -282,7 +292,7 @@ def test_grafana_gets_prometheus_as_its_data_source_and_three_dashboards():
     datasource_file, provider, dashboards = grafana_provisioning(prod_plan())
     (datasource,) = datasource_file["datasources"]
     assert (datasource["type"], datasource["url"], datasource["isDefault"]) == (
-        "prometheus", "http://prometheus:9090", True)
+        "prometheus", "http://prometheus-api:9090", True)
     assert provider["type"] == "file"
     assert sorted(d["title"] for d in dashboards.values()) == ["Containers", "Host", "Traefik"]
     assert len({d["uid"] for d in dashboards.values()}) == 3

@@ -210,9 +210,16 @@ def test_one_dns_record_per_public_hostname_in_its_zone(prod):
                        "www.jsr-solutions.ca": "jsr-solutions.ca"}
 
 
-def test_dev_has_only_the_jsr_sites_on_prods_network(dev, prod):
+def test_dev_has_only_the_jsr_sites_on_the_network_prod_declares_for_it(dev, prod):
     assert {c.name for c in dev.containers} == {"jsr-dev", "jsr-solutions"}
-    assert [(n.name, n.external) for n in dev.networks] == [("unified-net", True)]
+    assert [(n.name, n.external) for n in dev.networks] == [("edge-stack-dev", True)]
+    assert ("edge-stack-dev", False) in [(n.name, n.external) for n in prod.networks]
+    assert "edge-stack-dev" in prod.container("traefik").networks
+    from config import parse_stack_config
+    from config.loading import StackFile
+    from core.build import build_plan
+    alone = build_plan(parse_stack_config("prod", dict(StackFile("prod", PROJECT).values)), "prod")
+    assert "edge-stack-dev" not in alone.container("traefik").networks, "only for a stack it serves"
     assert not dev.volumes and not dev.secrets
     assert set(dev.container("jsr-dev").public_hostnames) == {"jsr.4lb.ca"}
     dev_hosts = set(dev.public_hostnames)
@@ -266,7 +273,10 @@ def test_a_client_site_is_a_few_lines_of_config():
     site = plan.container("toilettage")
     assert set(site.public_hostnames) == {"toilettage.ca", "www.toilettage.ca"}
     assert {r.name: r.zone for r in plan.dns_records}["www.toilettage.ca"] == "toilettage.ca"
-    assert site.networks == ("unified-net",)
+    # its own network with Traefik, and nothing else
+    assert site.networks == ("edge-toilettage",)
+    assert [c.name for c in plan.containers if "edge-toilettage" in c.networks] == ["traefik", "toilettage"]
+    assert {n.name: n.internal for n in plan.networks}["edge-toilettage"] is True
 
 
 def test_a_site_image_without_wget_can_bring_its_own_health_check():

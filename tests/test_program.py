@@ -83,7 +83,10 @@ def test_networks_and_data_isolation(prod):
         joined = [n["name"] for n in prod.containers[name].inputs["networksAdvanced"]]
         assert joined == ["data-net"]
     backend = [n["name"] for n in prod.containers["ai-orchestrator-backend"].inputs["networksAdvanced"]]
-    assert set(backend) == {"unified-net", "data-net"}
+    assert set(backend) == {"edge-ai-orchestrator-backend", "data-net"}
+    # the edge reaches the sites of the stacks it serves (dev) on a network it declares
+    assert networks["edge-stack-dev"].get("internal") in (None, False)
+    assert "edge-stack-dev" in [n["name"] for n in prod.containers["traefik"].inputs["networksAdvanced"]]
 
 
 def test_only_traefik_has_host_ports(prod):
@@ -146,7 +149,7 @@ def test_dev_declares_two_sites_on_the_existing_network_and_no_platform(dev, pro
     assert set(dev.containers) == {"jsr-dev", "jsr-solutions"}
     assert not dev.of_type(NETWORK) and not dev.of_type(VOLUME)
     for declared in dev.containers.values():
-        assert [n["name"] for n in declared.inputs["networksAdvanced"]] == ["unified-net"]
+        assert [n["name"] for n in declared.inputs["networksAdvanced"]] == ["edge-stack-dev"]
         assert not declared.inputs.get("ports")
     dev_hosts = {r.inputs["name"] for r in dev.of_type(RECORD)}
     assert dev_hosts == {"jsr.4lb.ca", "jsr-solutions-dev.4lb.ca"}

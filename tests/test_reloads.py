@@ -33,7 +33,6 @@ CHANGES = {
     "admin allow-list": {"overrides": {"fourlb:adminAllowIps": json.dumps(["149.56.10.0/24"])}},
     "admin password": {"secrets": {"fourlb:adminPassword": "a-new-admin-password"}},
     "bouncer key rotated": {"secrets": {"fourlb:crowdsecBouncerKey": "a-new-bouncer-key"}},
-    "client site added": {"overrides": {"fourlb:sites": _sites_plus_one()}},
     "alert threshold": {"overrides": {"fourlb:alerting": json.dumps(
         {**_values("fourlb:alerting"), "cpuPercent": 75})}},
 }
@@ -51,6 +50,26 @@ def test_an_everyday_change_restarts_nothing_long_lived(deploy, prod_run, change
         assert inputs(changed, name) == inputs(prod_run, name), f"{change} would replace {name}"
     moved = [w for w in WRITERS if inputs(changed, w) != inputs(prod_run, w)]
     assert moved, f"{change} reaches no writer: where did it go?"
+
+
+def test_a_client_site_added_replaces_the_edge_only_for_its_own_network(deploy, prod_run):
+    """The cost of a network per site (core.networks): Traefik joins the new
+    site's network, and Docker networks of a container are replace-on-change.
+    Only that differs; the monitoring reloads its new scrape rules."""
+    changed = deploy("prod", overrides={"fourlb:sites": _sites_plus_one()})
+    assert changed.error is None, changed.error
+    for name in LONG_LIVED:
+        before, after = inputs(prod_run, name), inputs(changed, name)
+        if name != "traefik":
+            assert after == before, f"a client site added would replace {name}"
+            continue
+        assert {k: v for k, v in after.items() if k != "networksAdvanced"} == {
+            k: v for k, v in before.items() if k != "networksAdvanced"}
+        added = ([n["name"] for n in after["networksAdvanced"]],
+                 [n["name"] for n in before["networksAdvanced"]])
+        assert sorted(set(added[0]) - set(added[1])) == ["edge-toilettage"]
+        assert set(added[1]) <= set(added[0])
+    assert inputs(changed, "prometheus-config") != inputs(prod_run, "prometheus-config")
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ def datasources(prometheus: Container) -> dict[str, Any]:
         "uid": DATASOURCE["uid"],
         "type": DATASOURCE["type"],
         "access": "proxy",
-        "url": f"http://prometheus:{prometheus.port}",
+        "url": f"http://{prometheus.address}:{prometheus.port}",
         "isDefault": True,
         "editable": False,
         "jsonData": {"timeInterval": "30s"},  # the scrape interval: rate windows never too short

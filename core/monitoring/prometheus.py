@@ -37,7 +37,7 @@ def scrape_jobs(containers: list[Container]) -> list[dict[str, Any]]:
         {
             "job_name": container.name,
             "metrics_path": metrics_path(container),
-            "static_configs": [{"targets": [f"{container.name}:{container.port}"]}],
+            "static_configs": [{"targets": [f"{container.address}:{container.port}"]}],
         }
         for container in sorted(containers, key=lambda c: c.name)
         if metrics_path(container) and container.port

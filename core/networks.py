@@ -1,0 +1,115 @@
+"""Who reaches whom inside the host: the plan's networks.
+
+A container reaches another only where the two share a network. Traefik reaches
+each routed container on a network of that container's own, `edge-<container>`
+(Traefik and it, nothing else), so a client site reaches nothing but Traefik and
+an admin UI is out of every site's reach. The sites of a sites stack (dev) share
+one network with the edge, `edge-stack-<stack>`, declared by the edge's stack:
+adding a dev site then changes nothing in prod, and they reach nothing of prod's
+but Traefik.
+
+The other networks are the catalog's (core.catalog): each joins the services
+that talk to each other. An internal one that only one container of the stack
+would join (its peers are switched off) connects nothing and is left out.
+
+Docker's default address pools hold 31 bridge networks (15 /16 networks in
+172.17-31.0.0, the first taken by docker0, and 16 /20 networks in 192.168.0.0/16);
+`DEFAULT_POOL_NETWORKS` is what `python -m plan` counts against. More sites
+than that need a larger pool in /etc/docker/daemon.json (README).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Iterable
+
+from config.models import StackConfig
+
+from . import catalog
+from .model import Container, Network
+
+EDGE = "traefik"
+DEFAULT_POOL_NETWORKS = 30  # 31 less docker0
+
+
+def edge_network(container: str) -> str:
+    return f"edge-{container}"
+
+
+def stack_edge_network(stack: str) -> str:
+    return f"edge-stack-{stack}"
+
+
+def with_edge_networks(containers: list[Container], config: StackConfig, stack: str,
+                       served_stacks: Iterable[str]) -> list[Container]:
+    """Each routed container on its network with Traefik; Traefik on all of them."""
+    if config.role == "sites":
+        shared = stack_edge_network(stack)
+        return [replace(c, networks=(shared,) + c.networks, edge_network=shared) if c.routes else c
+                for c in containers]
+    result: list[Container] = []
+    edges: list[str] = []
+    for container in containers:
+        if container.routes and container.name != EDGE and container.listen_on:
+            # reached where it listens, with the peers already there
+            edges.append(container.listen_on[0])
+            container = replace(container, edge_network=container.listen_on[0])
+        elif container.routes and container.name != EDGE:
+            own = edge_network(container.name)
+            edges.append(own)
+            container = replace(container, networks=(own,) + container.networks, edge_network=own)
+        result.append(container)
+    edges += [stack_edge_network(other) for other in served_stacks]
+    return [replace(c, networks=c.networks + tuple(edges), edge_network=config.shared_network)
+            if c.name == EDGE else c for c in result]
+
+
+def without_lonely_networks(containers: list[Container]) -> list[Container]:
+    members = Counter(n for c in containers for n in c.networks)
+    lonely = {n for n in catalog.INTERNAL_NETWORKS if members[n] == 1}
+    return [replace(c, networks=tuple(n for n in c.networks if n not in lonely)) for c in containers]
+
+
+def declared_networks(containers: Iterable[Container], config: StackConfig, stack: str,
+                      served_stacks: Iterable[str]) -> tuple[Network, ...]:
+    containers = tuple(containers)
+    used = {n for c in containers for n in c.networks}
+    networks: list[Network] = []
+    if config.role == "sites":
+        if stack_edge_network(stack) in used:
+            networks.append(Network(
+                stack_edge_network(stack), internal=False, external=True,
+                purpose=f"Traefik and this stack's sites; declared by stack {config.edge_stack}"))
+    elif config.shared_network in used:
+        networks.append(Network(config.shared_network, internal=False,
+                                purpose="the edge: ports 80 and 443, Traefik's way out"))
+    for container in containers:
+        if container.edge_network == edge_network(container.name):
+            way_out = ", with a way out of the host" if container.egress else ""
+            networks.append(Network(container.edge_network, internal=not container.egress,
+                                    purpose=f"Traefik and {container.name}{way_out}"))
+    if config.role == "platform" and any(c.name == EDGE for c in containers):
+        for other in served_stacks:
+            networks.append(Network(stack_edge_network(other), internal=False,
+                                    purpose=f"Traefik and the sites of stack {other}"))
+    for name, purpose in catalog.INTERNAL_NETWORKS.items():
+        if name in used:
+            networks.append(Network(name, internal=True, purpose=purpose))
+    for name, purpose in catalog.EGRESS_NETWORKS.items():
+        if name in used:
+            networks.append(Network(name, internal=False, purpose=purpose))
+    return tuple(networks)
+
+
+def reachability(containers: Iterable[Container]) -> dict[tuple[str, str, str], bool]:
+    """(from, to, network of `to`) -> whether `from` reaches `to`'s port there:
+    exactly when it is on that network too, and `to` listens there. Every
+    listening container of every given plan (the stacks of one host together),
+    from every other."""
+    containers = tuple(containers)
+    return {(source.name, target.name, network):
+            network in source.networks and (target.listen_on is None or target.listen_on[0] == network)
+            for target in containers if target.port
+            for network in target.networks
+            for source in containers if source.name != target.name}

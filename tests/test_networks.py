@@ -1,0 +1,89 @@
+"""Who reaches whom inside the host, as the plans of prod and dev together say
+(core.networks). The e2e suite checks the same matrix on the real engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config import StackConfigError, parse_stack_config
+from config.loading import StackFile
+from core.build import build_plan
+from core.edge import load_plan
+from core.networks import reachability
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def host():
+    prod, dev = load_plan("prod", PROJECT)[1], load_plan("dev", PROJECT)[1]
+    containers = prod.containers + dev.containers
+    matrix = reachability(containers)
+    reached: dict[str, set[str]] = {}
+    for (source, target, _), answers in matrix.items():
+        if answers:
+            reached.setdefault(target, set()).add(source)
+    return prod, dev, reached
+
+
+def reaches(reached: dict[str, set[str]], source: str) -> set[str]:
+    return {target for target, sources in reached.items() if source in sources}
+
+
+def test_a_site_reaches_nothing_but_traefik(host):
+    prod, dev, reached = host
+    for site in ("jsr-solutions-prod", "jsr-dev", "jsr-solutions"):
+        assert reaches(reached, site) <= {"traefik", "jsr-dev", "jsr-solutions"}, site
+    assert reaches(reached, "jsr-solutions-prod") == {"traefik"}
+    # dev's sites reach each other (one network for the stack) and nothing of prod's but Traefik
+    prod_names = {c.name for c in prod.containers} - {"traefik"}
+    for site in ("jsr-dev", "jsr-solutions"):
+        assert not reaches(reached, site) & prod_names, site
+
+
+def test_traefik_reaches_every_routed_container(host):
+    prod, dev, reached = host
+    for container in prod.containers + dev.containers:
+        if container.routes and container.name != "traefik":
+            assert "traefik" in reached[container.name], container.name
+
+
+def test_the_admin_uis_are_out_of_the_sites_reach(host):
+    _, _, reached = host
+    for ui in ("grafana", "prometheus", "code-server", "open-webui"):
+        assert not reached[ui] & {"jsr-solutions-prod", "jsr-dev", "jsr-solutions"}, ui
+
+
+def test_prometheus_api_answers_only_its_writer_grafana_and_traefik(host):
+    _, _, reached = host
+    # --web.enable-lifecycle: whoever reaches the port can reload or stop it
+    assert reached["prometheus"] == {"prometheus-config", "grafana", "traefik"}
+    # its scrape targets and Alertmanager share a network with it, but it does not listen there
+    assert not reached["prometheus"] & {"cadvisor", "node-exporter", "alertmanager"}
+
+
+def test_data_services_answer_only_the_services_that_use_them(host):
+    _, _, reached = host
+    for data in ("postgres", "redis", "chromadb"):
+        assert "traefik" not in reached[data]
+        assert reached[data] <= {"postgres", "redis", "chromadb", "ai-orchestrator-backend", "backup"}
+
+
+def test_a_dev_site_cannot_ask_for_its_own_way_out():
+    values = dict(StackFile("dev", PROJECT).values)
+    values["sites"] = {**values["sites"], "jsr-dev": {**values["sites"]["jsr-dev"], "egress": True}}
+    with pytest.raises(StackConfigError) as refused:
+        build_plan(parse_stack_config("dev", values), "dev")
+    assert "fourlb:sites.jsr-dev.egress" in str(refused.value)
+
+
+def test_a_site_with_egress_gets_a_way_out_on_its_own_network_only():
+    values = dict(StackFile("prod", PROJECT).values)
+    values["sites"] = {**values["sites"], "jsr-solutions-prod": {
+        **values["sites"]["jsr-solutions-prod"], "egress": True}}
+    plan = build_plan(parse_stack_config("prod", values), "prod")
+    networks = {n.name: n for n in plan.networks}
+    assert plan.container("jsr-solutions-prod").networks == ("edge-jsr-solutions-prod",)
+    assert networks["edge-jsr-solutions-prod"].internal is False
