@@ -116,6 +116,11 @@ CONTAINER_CHANGES: dict[str, str] = {
                "by the tests) and host directories as declared; the other stand-ins mount none: "
                "they keep no data, and the host's Docker socket, /, /sys and /proc stay out of them",
     "labels": "one more label, fourlb.e2e=1, by which the tests find and remove what they made",
+    "networks": "as declared (driver, internal, aliases), with forwarding off on each of their "
+                "bridges (net.ipv4.conf.<bridge>.forwarding=0): this daemon runs without iptables "
+                "(--iptables=false), so nothing else would stop the host from routing between two "
+                "networks; on the real host Docker's own rules (DOCKER-ISOLATION chains) drop that "
+                "traffic. Containers reach the host itself, and the host them, as before",
     "uploads": "stand-ins only: one more file, /standin/listen (port and name of the stand-in)",
     "exposed ports": "the traefik container exposes 80/tcp, as the traefik image does (EXPOSE 80): "
                      "Traefik's docker provider needs a port for the default service of a "

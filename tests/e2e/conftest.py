@@ -229,7 +229,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if "zero-downtime" in FACTS:
         write(f"  zero-downtime update of a site under load: {FACTS['zero-downtime']}")
     for key in sorted(k for k in FACTS if k.startswith(("redeploy, ", "reload, ", "traefik replaced",
-                                                        "access log"))):
+                                                        "access log", "reachability"))):
         write(f"  {key}: {FACTS[key]}")
     for label, seconds in DURATIONS.items():
         write(f"  {label}: {seconds:.1f}s")

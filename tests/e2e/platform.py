@@ -128,6 +128,14 @@ def uploads_tar(container: DeclaredContainer) -> bytes:
     return buffer.getvalue()
 
 
+def _isolate(network_id: str) -> None:
+    """No routing through the host from this network's bridge to another (see
+    changes.CONTAINER_CHANGES["networks"]): what Docker's iptables rules do on the
+    real host. Docker names a bridge network's interface br-<first 12 of its id>."""
+    forwarding = Path(f"/proc/sys/net/ipv4/conf/br-{network_id[:12]}/forwarding")
+    forwarding.write_text("0\n")
+
+
 class Platform:
     def __init__(self, engine: Engine, stacks: Iterable[Declared]):
         self.engine = engine
@@ -184,13 +192,14 @@ class Platform:
                            if n["Name"] == network.name and n.get("Labels", {}).get(E2E_LABEL[0]) != E2E_LABEL[1]]
                 assert not foreign, (f"a network {network.name} not made by these tests exists on this "
                                      "engine: refusing to use or remove it")
-                self.engine.create_network({
+                ident = self.engine.create_network({
                     "Name": network.name,
                     "Driver": network.driver,
                     "Internal": network.internal,
                     "CheckDuplicate": True,
                     "Labels": {**network.labels, E2E_LABEL[0]: E2E_LABEL[1]},
                 })
+                _isolate(ident)
 
     def run(self, container: DeclaredContainer) -> str:
         """Creates, fills (uploads) and starts one container; returns its id."""

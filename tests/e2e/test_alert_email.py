@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.catalog import scrape_net
 from core.live_config import writer_name
 from core.monitoring.alertmanager import CONFIG_FILE as ALERTMANAGER_FILE
 from core.monitoring.prometheus import CONFIG_FILE as PROMETHEUS_FILE
@@ -35,8 +36,8 @@ MAIL_WITHIN_S = 60
 
 
 def _synthetic_host(template: DeclaredContainer) -> DeclaredContainer:
-    """A stand-in on the monitoring network that serves `changes.SYNTHETIC_METRICS`."""
-    network = "monitoring-net"
+    """A stand-in where Prometheus scrapes node-exporter, serving `changes.SYNTHETIC_METRICS`."""
+    network = scrape_net("node-exporter")
     return replace(template, service=changes.SYNTHETIC_HOST, name=changes.SYNTHETIC_HOST, image="e2e-standin",
                    labels={}, networks=((network, (changes.SYNTHETIC_HOST,)),), envs=(), command=(),
                    healthcheck=None, volumes=(), tmpfs={}, port=9100,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from core.catalog import POSTGRES_DB, POSTGRES_USER, REDIS_CONF
+from core.catalog import POSTGRES_DB, POSTGRES_USER, PROMETHEUS_NET, REDIS_CONF
 from core.live_config import WRITER_SUFFIX
 from core.monitoring.prometheus import RULES_FILE
 from core.monitoring.queries import backup_age_seconds
@@ -57,7 +57,7 @@ def _get(url: str) -> str:
 
 
 def _exporter_metrics(platform: Platform, exporter: DeclaredContainer) -> str:
-    address = platform.address(exporter.name, "monitoring-net")
+    address = platform.address(exporter.name, exporter.networks[0][0])  # the one Prometheus shares
     return _get(f"http://{address}:{exporter.port}/metrics")
 
 
@@ -181,7 +181,7 @@ def test_the_backups_pgpass_authenticates(platform: Platform, real) -> None:
 # --- prometheus, alertmanager, node-exporter -----------------------------------
 
 def _prometheus(platform: Platform, real, path: str) -> Any:
-    address = platform.address(real["prometheus"].name, "monitoring-net")
+    address = platform.address(real["prometheus"].name, PROMETHEUS_NET)  # the only one it listens on
     return json.loads(_get(f"http://{address}:{real['prometheus'].port}{path}"))["data"]
 
 

@@ -24,6 +24,7 @@ import urllib.request
 from typing import Optional
 
 from config.loading import StackFile
+from core.catalog import PROMETHEUS_NET
 from core.live_config import writer_name
 
 from . import changes
@@ -134,7 +135,7 @@ def test_edge_settings_reload_without_a_restart(platform: Platform, stacks: dict
 
 def _prometheus_rules(platform: Platform) -> str:
     """The queries of the rules Prometheus has loaded, one per line."""
-    address = platform.address("prometheus", "monitoring-net")
+    address = platform.address("prometheus", PROMETHEUS_NET)
     with urllib.request.urlopen(f"http://{address}:9090/api/v1/rules", timeout=10) as response:
         groups = json.loads(response.read())["data"]["groups"]
     return "\n".join(rule["query"] for group in groups for rule in group["rules"])
