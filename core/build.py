@@ -16,6 +16,7 @@ from .model import (
     SELF_HEADERS,
     Container,
     DnsRecord,
+    HeaderPolicy,
     HealthCheck,
     Mount,
     Plan,
@@ -144,7 +145,8 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
             name=spec.name,
             hostnames=(hostname,),
             port=port or 0,
-            middlewares=_middlewares(config, spec.route.rate_limit, spec.route.admin),
+            middlewares=_middlewares(config, spec.route.rate_limit, spec.route.admin,
+                                     own_headers=spec.headers is not None),
             path_prefix=spec.route.path_prefix,
             internal_service=spec.route.internal_service,
         ),)
@@ -171,6 +173,7 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
         build_context=spec.build_context,
         egress=spec.egress,
         listen_on=spec.listen_on,
+        headers=spec.headers,
     )
 
 
@@ -201,7 +204,7 @@ def _site_container(name: str, site: SiteSettings, config: StackConfig,
             ("CMD", "wget", "-q", "--spider", f"http://127.0.0.1:{site.port}{site.health_path}")),
         memory_mb=site.memory_mb,
         update_order="start-first",
-        content_security_policy=site.content_security_policy,
+        headers=HeaderPolicy(site.content_security_policy) if own_headers else None,
         follow_tag=site.follow_tag,
         egress=site.egress,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .live_config import LiveConfig
-from .model import HealthCheck, Mount, SecretSpec, UpdateOrder, secret
+from .model import HeaderPolicy, HealthCheck, Mount, SecretSpec, UpdateOrder, secret
 
 # Network names. `unified-net` is the edge's own: Traefik's published ports and
 # its way out (ACME). Everything Traefik routes to sits on a network of its own
@@ -34,6 +34,40 @@ def scrape_net(target: str) -> str:
     return f"scrape-{target}-net"
 
 
+# Each application's own header needs (core.traefik.security_headers: Traefik
+# replaces a header the application sent under the same name, so a per-request
+# policy must stay the application's).
+CODE_SERVER_HEADERS = HeaderPolicy(
+    csp=None, frame_options="SAMEORIGIN",
+    why="code-server sends VS Code's Content-Security-Policy with per-page script hashes "
+        "(coder/code-server v4.98.2 patches/base-path.diff); its webviews are same-origin "
+        "iframes (patches/webview.diff), which X-Frame-Options DENY blanks (coder/code-server#962)")
+# Grafana's own template (conf/defaults.ini content_security_policy_template) with
+# worker-src for its blob: workers (grafana/grafana#98807) and frame-ancestors
+# matching its X-Frame-Options; $NONCE is replaced per request (pkg/middleware/csp.go).
+GRAFANA_CSP_TEMPLATE = (
+    "script-src 'self' 'unsafe-eval' 'unsafe-inline' 'strict-dynamic' $NONCE;object-src 'none';"
+    "font-src 'self';style-src 'self' 'unsafe-inline' blob:;img-src * data:;base-uri 'self';"
+    "connect-src 'self' grafana.com wss://$ROOT_PATH;manifest-src 'self';media-src 'none';"
+    "form-action 'self';worker-src 'self' blob:;frame-ancestors 'none';")
+GRAFANA_HEADERS = HeaderPolicy(
+    csp=None, frame_options="DENY",
+    why="Grafana sends its own Content-Security-Policy with a nonce per request "
+        "([security] content_security_policy, set by GF_SECURITY_CONTENT_SECURITY_POLICY*; "
+        "'unsafe-eval' is required, grafana/grafana#42964) and X-Frame-Options deny "
+        "(allow_embedding = false)")
+OPEN_WEBUI_HEADERS = HeaderPolicy(
+    csp=("default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval' 'unsafe-eval'; "
+         "worker-src 'self'; style-src 'self' 'unsafe-inline'; "
+         "img-src 'self' data: blob: https://www.gravatar.com; font-src 'self' data:; "
+         "media-src 'self' blob:; connect-src 'self' wss:; frame-src 'self'; object-src 'none'; "
+         "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"),
+    frame_options="SAMEORIGIN",
+    permissions="camera=(), microphone=(self), geolocation=(), payment=()",
+    why="Open WebUI 0.6.5 sets no policy unless asked (utils/security_headers.py); its "
+        "index.html has inline scripts, tools run code by new Function, Pyodide needs "
+        "'wasm-unsafe-eval' in a same-origin worker, HTML files are same-origin iframes, "
+        "Socket.IO uses a WebSocket, voice input needs the microphone and plays blob: audio")
 PROMETHEUS_API = "prometheus-api"  # Prometheus's name on PROMETHEUS_NET, where it listens
 SCRAPED = ("traefik", "cadvisor", "node-exporter")  # alertmanager: on alertmanager-net
 
@@ -157,6 +191,8 @@ class ServiceSpec:
     # named by the alias there (Go's listener binds one address for a host name).
     # A routed one is reached there by Traefik too, instead of on a network of its own.
     listen_on: Optional[tuple[str, str]] = None
+    # response headers where the strict default would break the application
+    headers: Optional[HeaderPolicy] = None
 
     def mounts(self) -> tuple[Mount, ...]:
         volumes = tuple(Mount(target=t, volume=v) for v, t in self.volumes)
@@ -376,6 +412,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
              ("ENABLE_SIGNUP", "false")),
         healthcheck=_http_check(8080, "/health", tool="curl"),
         memory_mb=2048,
+        headers=OPEN_WEBUI_HEADERS,
         egress=True,  # the model providers it talks to, and its model downloads
         update_order="stop-first",  # SQLite in its volume: one writer at a time
         stop_grace_s=30,
@@ -416,7 +453,10 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         volumes=(("grafana_data", "/var/lib/grafana"),),
         env=(("GF_SECURITY_ADMIN_USER", "admin"),
              ("GF_USERS_ALLOW_SIGN_UP", "false"),
-             ("GF_ANALYTICS_REPORTING_ENABLED", "false")),
+             ("GF_ANALYTICS_REPORTING_ENABLED", "false"),
+             ("GF_SECURITY_CONTENT_SECURITY_POLICY", "true"),
+             ("GF_SECURITY_CONTENT_SECURITY_POLICY_TEMPLATE", GRAFANA_CSP_TEMPLATE)),
+        headers=GRAFANA_HEADERS,
         # run.sh reads every GF_*__FILE as uid 472, group root
         secret_files=(SecretFile("grafana-admin-password", "/run/secrets/grafana-admin-password",
                                  "0440", env="GF_SECURITY_ADMIN_PASSWORD__FILE"),),
@@ -511,6 +551,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
                                  "0400", env="FILE__PASSWORD"),),
         healthcheck=_http_check(8443, "/healthz", tool="curl"),
         memory_mb=2048,
+        headers=CODE_SERVER_HEADERS,
         egress=True,  # git remotes, package registries, the extension gallery
         update_order="stop-first",
         stop_grace_s=30,

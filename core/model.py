@@ -120,6 +120,18 @@ UpdateOrder = Literal["stop-first", "start-first"]
 
 
 @dataclass(frozen=True)
+class HeaderPolicy:
+    """An application's own response-header needs, where the strict default
+    (core.traefik.DEFAULT_CSP, frames denied) would break it."""
+    # None: the application sends its own Content-Security-Policy (per request:
+    # nonces, script hashes), which a value from Traefik would overwrite
+    csp: Optional[str]
+    frame_options: Literal["DENY", "SAMEORIGIN"] = "DENY"
+    permissions: str = "camera=(), microphone=(), geolocation=(), payment=()"
+    why: str = ""  # the application's documented requirement, cited
+
+
+@dataclass(frozen=True)
 class Container:
     name: str  # the stable name users know (`docker logs NAME`, label fourlb.service)
     image: str
@@ -143,9 +155,10 @@ class Container:
     log_max_files: int = 3
     restart: str = "unless-stopped"
     security_opts: tuple[str, ...] = ("no-new-privileges=true",)
-    # a site's own Content-Security-Policy, served by a label-defined headers
-    # middleware that its routers reference as SELF_HEADERS
-    content_security_policy: Optional[str] = None
+    # its own response headers (a site's contentSecurityPolicy, a platform
+    # service's policy), served by a label-defined headers middleware that its
+    # routers reference as SELF_HEADERS
+    headers: Optional[HeaderPolicy] = None
     # empty in-memory mounts laid over paths of a host bind mount, e.g. the
     # host's /run under a read-only `/` bind: a read-only bind does not stop
     # connect() on the Docker socket inside it, hiding it does

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Optional
 
 from config.models import StackConfig
 
-from .model import SELF_HEADERS, Container, Route, secret
+from .model import SELF_HEADERS, Container, HeaderPolicy, Route, secret
 
 CERT_RESOLVER = "le"
 ENTRYPOINT = "websecure"
@@ -73,35 +73,46 @@ def public_middlewares(rate_limit: str = "default", admin: bool = False,
     return tuple(chain)
 
 
-def security_headers(csp: str = DEFAULT_CSP) -> dict[str, Any]:
-    return {
+DEFAULT_POLICY = HeaderPolicy(DEFAULT_CSP)
+APPLICATION_CSP_LABEL = "fourlb.csp"
+
+
+def security_headers(policy: HeaderPolicy = DEFAULT_POLICY) -> dict[str, Any]:
+    """Traefik's headers middleware options for `policy`. Traefik sets these
+    headers, replacing what the application sent under the same names."""
+    options: dict[str, Any] = {
         "stsSeconds": 63072000,  # two years: preload lists ask for at least one
         "stsIncludeSubdomains": True,
         "stsPreload": True,
         "forceSTSHeader": True,
-        "frameDeny": True,
         "contentTypeNosniff": True,
         "referrerPolicy": "strict-origin-when-cross-origin",
-        "contentSecurityPolicy": csp,
-        "permissionsPolicy": "camera=(), microphone=(), geolocation=(), payment=()",
+        "permissionsPolicy": policy.permissions,
     }
+    if policy.frame_options == "DENY":
+        options["frameDeny"] = True
+    else:
+        options["customFrameOptionsValue"] = policy.frame_options
+    if policy.csp:
+        options["contentSecurityPolicy"] = policy.csp
+    return options
 
 
-def response_headers(csp: str = DEFAULT_CSP) -> dict[str, str]:
-    """The HTTP headers `security_headers(csp)` makes Traefik add to every answer
+def response_headers(policy: HeaderPolicy = DEFAULT_POLICY) -> dict[str, str]:
+    """The HTTP headers `security_headers(policy)` makes Traefik add to every answer
     (the values Traefik writes, https://doc.traefik.io/traefik/middlewares/http/headers/)."""
-    options = security_headers(csp)
+    options = security_headers(policy)
     sts = f"max-age={options['stsSeconds']}"
     sts += "; includeSubDomains" if options["stsIncludeSubdomains"] else ""
     sts += "; preload" if options["stsPreload"] else ""
     headers = {
         "Strict-Transport-Security": sts,
-        "Content-Security-Policy": options["contentSecurityPolicy"],
         "Referrer-Policy": options["referrerPolicy"],
         "Permissions-Policy": options["permissionsPolicy"],
+        "X-Frame-Options": "DENY" if options.get("frameDeny") else options["customFrameOptionsValue"],
     }
-    if options["frameDeny"]:
-        headers["X-Frame-Options"] = "DENY"
+    if "contentSecurityPolicy" in options:
+        headers["Content-Security-Policy"] = options["contentSecurityPolicy"]
     if options["contentTypeNosniff"]:
         headers["X-Content-Type-Options"] = "nosniff"
     return headers
@@ -109,8 +120,15 @@ def response_headers(csp: str = DEFAULT_CSP) -> dict[str, str]:
 
 def effective_headers(container: Container) -> dict[str, str]:
     """What every answer through this container's routers carries: its own policy
-    (a site's contentSecurityPolicy) or the platform's default."""
-    return response_headers(container.content_security_policy or DEFAULT_CSP)
+    (a site's contentSecurityPolicy, a platform service's catalog entry) or the
+    platform's default. A header left to the application is not among them."""
+    return response_headers(container.headers or DEFAULT_POLICY)
+
+
+def application_headers(container: Container) -> tuple[str, ...]:
+    """The headers this container's application sets itself, untouched by Traefik."""
+    policy = container.headers or DEFAULT_POLICY
+    return () if policy.csp else ("Content-Security-Policy",)
 
 
 def static_config(config: StackConfig) -> dict[str, Any]:
@@ -243,7 +261,8 @@ def instance_suffix(container: Container, salt: Iterable[Any] = ()) -> str:
         "mounts": [(m.target, m.volume, m.host_path, m.read_only) for m in container.mounts],
         "uploads": [(u.path, u.content, u.mode) for u in container.uploads],
         "command": container.command,
-        "csp": container.content_security_policy,
+        # the rest of a header policy is in the labels
+        "csp": container.headers.csp if container.headers else None,
         "labels": container.labels,
         "healthcheck": container.healthcheck,
         "ports": container.published_ports,
@@ -293,8 +312,11 @@ def _labels(container: Container, config: StackConfig, stack: str,
         # service: Traefik still builds a default service for the container and
         # skips all its labels when that service has no port.
         result[f"traefik.http.services.{service}.loadbalancer.server.port"] = str(container.port)
-        if container.content_security_policy:
-            headers = security_headers(container.content_security_policy)
+        if container.headers and not container.headers.csp:
+            # read by the policy pack: the missing CSP is the application's own
+            result[APPLICATION_CSP_LABEL] = "application"
+        if container.headers:
+            headers = security_headers(container.headers)
             for key, value in headers.items():
                 result[f"traefik.http.middlewares.{own_headers}.headers.{key.lower()}"] = (
                     _label_value(value))

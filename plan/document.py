@@ -16,7 +16,7 @@ from core.edge import edge_owner
 from core.catalog import GENERATED_VOLUMES
 from core.model import SELF_HEADERS, Container, Plan, Route
 from core.deploy_checks import DNS_TARGET_KEY
-from core.traefik import CERT_RESOLVER, effective_headers
+from core.traefik import CERT_RESOLVER, application_headers, effective_headers
 
 # How a record whose address is not set yet is shown (its content is null in JSON).
 UNSET_TARGET = f"(not set: {DNS_TARGET_KEY})"
@@ -79,6 +79,8 @@ def _route_row(container: Container, route: Route, hostname: str,
         "middlewares": [_middleware_name(m, container) for m in route.middlewares],
         "tls_resolver": resolver,
         "headers": effective_headers(container),
+        # sent by the application itself (a per-request policy Traefik leaves alone)
+        "application_headers": list(application_headers(container)),
     }
 
 

@@ -38,14 +38,17 @@ def _headers(document: dict[str, Any]) -> list[str]:
     """Each hostname's response headers, once per distinct set."""
     by_set: dict[str, list[str]] = {}
     for route in document["routes"]:
-        key = json.dumps(route["headers"], sort_keys=True)
+        own = {name: None for name in route.get("application_headers", ())}
+        key = json.dumps({**route["headers"], **own}, sort_keys=True)
         host = route["hostname"] + (route["path_prefix"] or "")
         if host not in by_set.setdefault(key, []):
             by_set[key].append(host)
     lines = ["", "Response headers on every answer (refusals included):"]
     for key, hosts in by_set.items():
         lines += ["", ", ".join(code(h) for h in hosts) + ":", ""]
-        lines += table(("Header", "Value"), [(name, code(value)) for name, value in json.loads(key).items()])
+        lines += table(("Header", "Value"), [
+            (name, code(value) if value is not None else "_the application's own_")
+            for name, value in json.loads(key).items()])
     return lines
 
 

@@ -246,15 +246,23 @@ def _headers_middlewares(labels: Mapping[str, str]) -> dict[str, dict[str, str]]
     return defined
 
 
-def _headers_problem(name: str, headers: Mapping[str, str]) -> Optional[str]:
+def _headers_problem(name: str, headers: Mapping[str, str], csp_by_application: bool = False
+                     ) -> Optional[str]:
+    """`csp_by_application`: the container's label fourlb.csp=application says its
+    application sends its own policy (computed per request), which Traefik must
+    not overwrite; every other header is still required."""
     sts = _number(headers.get("stsseconds"))
     missing = []
     if sts is None or sts < MIN_STS_SECONDS:
         missing.append(f"stsSeconds >= {MIN_STS_SECONDS}")
-    for flag in ("stsincludesubdomains", "contenttypenosniff", "framedeny"):
+    for flag in ("stsincludesubdomains", "contenttypenosniff"):
         if headers.get(flag, "").lower() != "true":
             missing.append(f"{flag}=true")
-    if not headers.get("contentsecuritypolicy", "").strip():
+    # frames denied, or allowed to the application's own pages only
+    if (headers.get("framedeny", "").lower() != "true"
+            and headers.get("customframeoptionsvalue", "").upper() != "SAMEORIGIN"):
+        missing.append("frameDeny=true or customFrameOptionsValue=SAMEORIGIN")
+    if not csp_by_application and not headers.get("contentsecuritypolicy", "").strip():
         missing.append("a contentSecurityPolicy")
     return f"headers middleware {name} lacks " + ", ".join(missing) if missing else None
 
@@ -292,7 +300,8 @@ def check_routers(resource: Any) -> list[str]:
         first = chain[0] if chain else ""
         if first != SECURITY_HEADERS:
             own = first.removesuffix("@docker") if first.endswith("@docker") else None
-            reason = _headers_problem(own, headers[own]) if own in headers else "not defined"
+            reason = (_headers_problem(own, headers[own], labels.get("fourlb.csp") == "application")
+                      if own in headers else "not defined")
             if own is None or reason is not None:
                 problems.append(
                     f"{where}: middlewares {chain} do not start with {SECURITY_HEADERS} nor a "

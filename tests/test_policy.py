@@ -223,13 +223,25 @@ def test_incomplete_routers_are_refused(overrides, fragment):
 
 @pytest.mark.parametrize("weakened,fragment", [
     ({"stsseconds": "300"}, "stsSeconds >= 31536000"),
-    ({"framedeny": "false"}, "framedeny=true"),
+    ({"framedeny": "false"}, "frameDeny=true or customFrameOptionsValue=SAMEORIGIN"),
+    ({"framedeny": "false", "customframeoptionsvalue": "ALLOW-FROM https://evil.example"},
+     "frameDeny=true or customFrameOptionsValue=SAMEORIGIN"),
     ({"contentsecuritypolicy": " "}, "a contentSecurityPolicy"),
 ])
 def test_a_weak_own_headers_middleware_is_refused(weakened, fragment):
     labels = {**router(middlewares="shop-headers@docker,crowdsec@file"), **own_headers(**weakened)}
     [message] = rules.check_routers(container(labels=labels))
     assert "headers middleware shop-headers lacks" in message and fragment in message
+
+
+def test_same_origin_frames_and_an_application_policy_are_allowed_when_declared():
+    """code-server frames its own webviews and sends its own per-page policy."""
+    same_origin = own_headers(framedeny="false", customframeoptionsvalue="SAMEORIGIN",
+                              contentsecuritypolicy="")
+    labels = {**router(middlewares="shop-headers@docker,crowdsec@file"), **same_origin}
+    [message] = rules.check_routers(container(labels=labels))
+    assert "a contentSecurityPolicy" in message and "frameDeny" not in message
+    assert rules.check_routers(container(labels={**labels, "fourlb.csp": "application"})) == []
 
 
 def test_label_keys_are_read_case_insensitively():
