@@ -11,9 +11,10 @@ from core.model import Network
 
 
 class Networks(pulumi.ComponentResource):
-    """Declares the plan's own networks; external ones are joined by name only."""
+    """Declares the plan's own networks; external ones are joined by name only.
+    On a swarm they are overlay networks, not attachable: only services join."""
 
-    def __init__(self, name: str, networks: tuple[Network, ...],
+    def __init__(self, name: str, networks: tuple[Network, ...], driver: str = "bridge",
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("fourlb:docker:Networks", name, None, opts)
         self.names: dict[str, pulumi.Input[str]] = {}
@@ -24,7 +25,8 @@ class Networks(pulumi.ComponentResource):
             resource = docker.Network(
                 network.name,
                 name=network.name,
-                driver="bridge",
+                driver=driver,
+                attachable=False if driver == "overlay" else None,
                 internal=network.internal,
                 labels=[docker.NetworkLabelArgs(label="fourlb.purpose", value=network.purpose)],
                 # a network made by hand and imported on a takeover carries none of our

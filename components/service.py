@@ -57,7 +57,7 @@ def docker_name(container: Container, image_id: pulumi.Input[str],
     return pulumi.Output.concat(container.name, "-", suffix.hex)
 
 
-def _image(container: Container, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+def image_of(container: Container, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
     """The image ID the container runs: pulled, or built from the project."""
     if container.build_context:
         built = docker.Image(
@@ -85,7 +85,7 @@ class Service(pulumi.ComponentResource):
                  after: Sequence[pulumi.Resource] = (), opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("fourlb:docker:Service", container.name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        image_id = _image(container, child)
+        image_id = image_of(container, child)
         start_first = container.update_order == "start-first"
         healthcheck = container.healthcheck
         self.container = docker.Container(
@@ -95,7 +95,7 @@ class Service(pulumi.ComponentResource):
             envs=[render(f"{key}={value}", secrets) for key, value in container.env],
             labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in container.labels],
             networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=networks[n], aliases=_aliases(container, n))
+                docker.ContainerNetworksAdvancedArgs(name=networks[n], aliases=aliases(container, n))
                 for n in container.networks
             ],
             volumes=[
@@ -156,7 +156,7 @@ class Service(pulumi.ComponentResource):
         self.register_outputs({"name": self.container.name})
 
 
-def _aliases(container: Container, network: str) -> list[str]:
+def aliases(container: Container, network: str) -> list[str]:
     """The stable name resolves on every network, whatever the suffix; the name
     it listens under (Container.listen_on) only on that network."""
     extra = [container.listen_on[1]] if container.listen_on and container.listen_on[0] == network else []

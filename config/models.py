@@ -184,18 +184,51 @@ class DnsSettings(_Model):
     @field_validator("target_ipv4")
     @classmethod
     def _ipv4(cls, value: Optional[str]) -> Optional[str]:
-        if value is None:
-            return value
-        try:
-            address = ipaddress.IPv4Address(value)
-        except ValueError:
-            raise ValueError("allowed: an IPv4 address such as 149.56.10.20") from None
-        # is_global is False for private, shared, loopback, link-local and the
-        # documentation ranges (TEST-NET): a record there points at no host
-        if not address.is_global or address.is_multicast or address.is_reserved:
-            raise ValueError("allowed: the host's public unicast IPv4 address; private, "
-                             "reserved and documentation (TEST-NET) ranges reach no host")
-        return value
+        return value if value is None else public_ipv4(value)
+
+
+def public_ipv4(value: str) -> str:
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError("allowed: an IPv4 address such as 149.56.10.20") from None
+    # is_global is False for private, shared, loopback, link-local and the
+    # documentation ranges (TEST-NET): a record there points at no host
+    if not address.is_global or address.is_multicast or address.is_reserved:
+        raise ValueError("allowed: the host's public unicast IPv4 address; private, "
+                         "reserved and documentation (TEST-NET) ranges reach no host")
+    return value
+
+
+NodeRole = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+# where each kind of service runs by default (catalog roles -> node label
+# fourlb.role): the edge on the edge nodes, the data and what keeps state beside
+# it on the data node, the AI services and the code-server on the AI node
+DEFAULT_PLACEMENT = {"edge": "edge", "data": "data", "monitoring": "data", "backup": "data",
+                     "ai": "ai", "tools": "ai"}
+
+
+class SwarmSettings(_Model):
+    """The platform on Docker Swarm (`engine: swarm`). Nodes are told apart by
+    their label fourlb.role (`docker node update --label-add fourlb.role=edge NODE`)."""
+
+    # the public address of each edge node (fourlb.role=edge): one A record per
+    # address and hostname. May be unset while planning; a deployment needs them.
+    edge_addresses: list[str] = Field(default_factory=list)
+    # kind of service (edge, data, monitoring, backup, ai, tools) -> node role;
+    # sites run on any node unless a container's own entry says otherwise
+    placement: dict[str, NodeRole] = Field(default_factory=lambda: dict(DEFAULT_PLACEMENT))
+    # a container (service or site) -> node role, over its kind's
+    nodes: dict[Name, NodeRole] = Field(default_factory=dict)
+    # a stateless container -> how many tasks (default 1; sites 2)
+    replicas: dict[Name, Annotated[int, Field(ge=1, le=20)]] = Field(default_factory=dict)
+
+    @field_validator("edge_addresses")
+    @classmethod
+    def _public(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError("allowed: each address once")
+        return [public_ipv4(v) for v in values]
 
 
 _EMAIL = re.compile(r"^[^@\s`'\"]+@[^@\s`'\"]+\.[a-z]{2,}$")
@@ -327,6 +360,9 @@ class StackConfig(_Model):
     # is imported, so a missing one stops the deployment instead of starting empty
     volume_names: dict[str, DockerVolumeName] = Field(default_factory=dict)
     takeover: bool = False
+    # what runs the plan: one Docker host, or a Docker Swarm (`swarm` settings)
+    engine: Literal["docker", "swarm"] = "docker"
+    swarm: Optional[SwarmSettings] = None
 
     @model_validator(mode="after")
     def _role_rules(self) -> "StackConfig":
@@ -347,6 +383,12 @@ class StackConfig(_Model):
                     )
         elif self.edge_stack is not None:
             raise ValueError("edgeStack: only a sites stack joins another stack's edge")
+        if self.engine == "swarm" and self.role != "platform":
+            raise ValueError("engine: a sites stack runs on its edge's engine; swarm is for a "
+                             "platform stack (its sites are in its own fourlb:sites)")
+        if (self.engine == "swarm") != (self.swarm is not None):
+            raise ValueError("swarm: set exactly when engine is swarm (the nodes' addresses "
+                             "and placement)")
         if self.tls == "letsencrypt" and self.role == "platform" and self.acme is None:
             raise ValueError("acme: required when tls is letsencrypt (at least the email)")
         if self.acme and self.acme.challenge == "cloudflare-dns" and self.dns.provider != "cloudflare":

@@ -12,6 +12,7 @@ from config.errors import MISSING, Problem
 from config.models import StackConfig
 
 DNS_TARGET_KEY = "fourlb:dns.targetIpv4"
+EDGE_ADDRESSES_KEY = "fourlb:swarm.edgeAddresses"
 DOCKER_HOST_KEY = "docker:host"
 # set by GitHub Actions and most CI services
 CI_MARKERS = ("CI", "GITHUB_ACTIONS")
@@ -30,7 +31,13 @@ def deploy_problems(stack: str, config: StackConfig, docker_host: Optional[str],
                     environ: Mapping[str, str]) -> list[Problem]:
     """`docker_host` is the Docker provider's `docker:host` setting, or None."""
     problems = []
-    if config.dns.provider == "cloudflare" and config.dns.target_ipv4 is None:
+    if config.swarm is not None:
+        if config.dns.provider == "cloudflare" and not config.swarm.edge_addresses:
+            problems.append(Problem(EDGE_ADDRESSES_KEY, MISSING, (
+                "required to deploy: the public IPv4 address of each edge node, the content of "
+                "the A records; set them with: pulumi config set --path "
+                f"'{EDGE_ADDRESSES_KEY}[0]' <address> --stack {stack}")))
+    elif config.dns.provider == "cloudflare" and config.dns.target_ipv4 is None:
         problems.append(Problem(DNS_TARGET_KEY, MISSING, (
             "required to deploy: the host's public IPv4 address, the content of every A record; "
             f"set it with: pulumi config set --path {DNS_TARGET_KEY} <address> --stack {stack}")))

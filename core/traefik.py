@@ -15,6 +15,8 @@ from config.models import StackConfig
 
 from .model import SELF_HEADERS, Container, HeaderPolicy, Route, secret
 
+SWARM_REFRESH_S = 2  # the swarm provider polls the API this often (default 15; core.swarm)
+
 CERT_RESOLVER = "le"
 ENTRYPOINT = "websecure"
 DYNAMIC_DIR = "/etc/traefik/dynamic"
@@ -162,12 +164,7 @@ def static_config(config: StackConfig) -> dict[str, Any]:
             # containers that delays routing to a freshly healthy container by up
             # to 2 s, while `pulumi up` already removes the old one.
             "providersThrottleDuration": "200ms",
-            "docker": {
-                "endpoint": "tcp://docker-socket-proxy:2375",
-                "exposedByDefault": False,
-                "network": config.shared_network,
-                "watch": True,
-            },
+            **_container_provider(config),
             "file": {"directory": DYNAMIC_DIR, "watch": True},
         },
         "log": {"level": "INFO", "format": "json"},
@@ -272,6 +269,16 @@ def instance_suffix(container: Container, salt: Iterable[Any] = ()) -> str:
     return digest[:6]
 
 
+def _container_provider(config: StackConfig) -> dict[str, Any]:
+    """Where Traefik learns the routers: Docker's containers on one host (events),
+    or a swarm's services (polled: the refresh is short, core.swarm)."""
+    common = {"endpoint": "tcp://docker-socket-proxy:2375", "exposedByDefault": False,
+              "network": config.shared_network}
+    if config.engine == "swarm":
+        return {"swarm": {**common, "refreshSeconds": SWARM_REFRESH_S}}
+    return {"docker": {**common, "watch": True}}
+
+
 def labels(container: Container, config: StackConfig, stack: str) -> tuple[tuple[str, str], ...]:
     """All Docker labels of one container, sorted.
 
@@ -280,6 +287,12 @@ def labels(container: Container, config: StackConfig, stack: str) -> tuple[tuple
     a placeholder suffix) and of the container's other replacing inputs, so any
     change to a label's value also renames what the label defines.
     """
+    if config.engine == "swarm":
+        # labels of a swarm service: one service whose tasks Traefik balances over
+        # during an update, so no instance suffix; the swarm provider's names
+        return tuple(sorted((key.replace("traefik.docker.", "traefik.swarm."),
+                             value.replace("@docker", "@swarm"))
+                            for key, value in _labels(container, config, stack, suffix="")))
     if container.update_order == "stop-first" or not container.routes:
         return _labels(container, config, stack, suffix="")
     draft = _labels(container, config, stack, suffix="-{instance}")

@@ -28,6 +28,7 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how mocks mark a secret input
 # What a user sets before deploying and the committed stack files do not carry
 # (core.deploy_checks): the host's public address and the Docker host.
 TARGET_IPV4 = "1.2.3.4"
+EDGE_ADDRESSES = ("1.2.3.4", "1.2.3.5")  # a swarm stack's edge nodes
 DOCKER_HOST = "ssh://deploy@platform-host.test"
 
 
@@ -116,6 +117,9 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
     if dns.get("provider", "cloudflare") == "cloudflare":
         secrets["cloudflare:apiToken"] = CLOUDFLARE_TOKEN
         config["fourlb:dns"] = json.dumps({**dns, "targetIpv4": TARGET_IPV4})
+        if "swarm" in stack_file.values:
+            config["fourlb:swarm"] = json.dumps({**stack_file.values["swarm"],
+                                                 "edgeAddresses": list(EDGE_ADDRESSES)})
     if stack_file.values.get("platformDomain") != "localhost":
         config["docker:host"] = DOCKER_HOST
     # the secrets a user must provide (never generated) for what the stack enables

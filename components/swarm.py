@@ -1,0 +1,104 @@
+"""One swarm service of the plan (core.swarm) -> its configs, secrets and
+docker.Service. The image, the secrets' rendering and the health check are the
+one-host component's (components/service.py): only how they are declared differs."""
+
+from __future__ import annotations
+
+import base64
+from typing import Mapping, Optional
+
+import pulumi
+import pulumi_docker as docker
+
+from core.swarm import SwarmFile, SwarmService
+
+from .service import HEALTH_WAIT_S, aliases, image_of, render
+
+STOP_ON_FAILURE_MONITOR_S = 15  # how long a new task must stay up for an update to count
+
+
+def _encoded(file: SwarmFile, secrets: Mapping[str, pulumi.Output[str]]) -> pulumi.Input[str]:
+    content = render(file.content, secrets)
+    if isinstance(content, str):
+        return base64.b64encode(content.encode()).decode()
+    return pulumi.Output.secret(content.apply(lambda text: base64.b64encode(text.encode()).decode()))
+
+
+class SwarmServiceResource(pulumi.ComponentResource):
+    def __init__(self, service: SwarmService, *, secrets: Mapping[str, pulumi.Output[str]],
+                 networks: Mapping[str, pulumi.Input[str]],
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        container = service.container
+        super().__init__("fourlb:swarm:Service", container.name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        configs, secret_refs = [], []
+        for file in service.files:
+            # immutable: the digest is in the name, so a change is a new resource,
+            # created before the service moves to it and the old one is deleted
+            if file.secret:
+                made = docker.Secret(file.name, name=file.name, data=_encoded(file, secrets), opts=child)
+                secret_refs.append(docker.ServiceTaskSpecContainerSpecSecretArgs(
+                    secret_id=made.id, secret_name=made.name, file_name=file.target,
+                    file_mode=int(file.mode, 8)))
+            else:
+                made = docker.ServiceConfig(file.name, name=file.name, data=_encoded(file, secrets),
+                                            opts=child)
+                configs.append(docker.ServiceTaskSpecContainerSpecConfigArgs(
+                    config_id=made.id, config_name=made.name, file_name=file.target,
+                    file_mode=int(file.mode, 8)))
+        check = container.healthcheck
+        update = docker.ServiceUpdateConfigArgs(
+            parallelism=1, order=service.update_order, delay=f"{service.update_delay_s}s",
+            failure_action="rollback" if service.rollback else "pause",
+            monitor=f"{STOP_ON_FAILURE_MONITOR_S}s")
+        self.service = docker.Service(
+            container.name,
+            name=container.name,
+            labels=[docker.ServiceLabelArgs(label=k, value=v) for k, v in container.labels],
+            task_spec=docker.ServiceTaskSpecArgs(
+                container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                    image=image_of(container, child),
+                    env=dict(container.env) or None,
+                    commands=list(container.entrypoint) or None,
+                    args=list(container.command) or None,
+                    user=container.user,
+                    mounts=[docker.ServiceTaskSpecContainerSpecMountArgs(
+                        target=m.target, type="volume" if m.volume else "bind",
+                        source=m.volume or m.host_path, read_only=m.read_only)
+                        for m in container.mounts],
+                    configs=configs or None,
+                    secrets=secret_refs or None,
+                    healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
+                        tests=list(check.test), interval=f"{check.interval_s}s",
+                        timeout=f"{check.timeout_s}s", retries=check.retries,
+                        start_period=f"{check.start_period_s}s") if check else None,
+                    stop_grace_period=f"{container.stop_grace_s}s",
+                ),
+                placement=docker.ServiceTaskSpecPlacementArgs(
+                    constraints=list(service.constraints) or None),
+                networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(
+                    name=networks[n], aliases=aliases(container, n)) for n in container.networks],
+                resources=docker.ServiceTaskSpecResourcesArgs(
+                    limits=docker.ServiceTaskSpecResourcesLimitsArgs(
+                        memory_bytes=container.memory_mb * 1024 * 1024)),
+                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="5s"),
+                log_driver=docker.ServiceTaskSpecLogDriverArgs(
+                    name="json-file", options={"max-size": container.log_max_size,
+                                               "max-file": str(container.log_max_files)}),
+            ),
+            mode=docker.ServiceModeArgs(
+                replicated=docker.ServiceModeReplicatedArgs(replicas=service.replicas)),
+            update_config=update,
+            rollback_config=docker.ServiceRollbackConfigArgs(
+                parallelism=1, order=service.update_order, monitor=f"{STOP_ON_FAILURE_MONITOR_S}s"),
+            # host mode: each edge node answers on its own address, with the client's address
+            endpoint_spec=docker.ServiceEndpointSpecArgs(ports=[
+                docker.ServiceEndpointSpecPortArgs(target_port=p.internal, published_port=p.external,
+                                                   protocol=p.protocol, publish_mode="host")
+                for p in container.published_ports]) if container.published_ports else None,
+            # `pulumi up` waits until every task runs (healthy) or the update rolled back
+            converge_config=docker.ServiceConvergeConfigArgs(delay="2s", timeout=f"{HEALTH_WAIT_S}s"),
+            opts=child,
+        )
+        self.register_outputs({"name": self.service.name})
+

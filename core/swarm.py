@@ -1,0 +1,171 @@
+"""The plan on Docker Swarm: the same containers, as services placed on nodes.
+
+Pure, like the rest of the core: `swarm_plan(config, plan)` decides, per plan
+container, where its tasks run (node label `fourlb.role`), how many, how an
+update rolls, and how its files arrive. The renderer (components/swarm.py)
+declares exactly that.
+
+- A container that keeps data (a volume) is stateful: one task, pinned to the
+  node role that holds its volume, updated stop-first. A volume is local to its
+  node, so a stateful service without a node role, or with replicas, is a plan
+  error, never a surprise at run time.
+- The others are stateless: start-first with automatic rollback, one task at a
+  time, each new task given time to be seen by Traefik before the next old one
+  stops (Traefik's swarm provider polls: SWARM_REFRESH_S).
+- Files become configs, and files holding secrets become secrets; both are
+  immutable in a swarm, so their names carry a digest of their content and a
+  change creates the new one beside the old. An env value holding a secret is
+  delivered as a secret file too, named by `<NAME>_FILE` (its image must read
+  it: the official images do, the platform's own software must).
+- The edge publishes 80 and 443 in host mode (the client's address survives)
+  on the edge nodes; every hostname gets one A record per edge node address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, replace
+from typing import Literal, Optional
+
+from config.errors import Problem, StackConfigError
+from config.models import StackConfig
+
+from . import catalog
+from .model import Container, DnsRecord, Plan, Upload, secret_names_in
+from .traefik import SWARM_REFRESH_S
+# an old task keeps serving this long after its replacement started: Traefik
+# has polled at least twice (the 502s of traefik/traefik#7886 come from less)
+UPDATE_DELAY_S = 3 * SWARM_REFRESH_S
+DEFAULT_SITE_REPLICAS = 2
+SECRETS_DIR = "/run/secrets"
+EDGE_ROLE = "edge"
+NODE_LABEL = "fourlb.role"
+DOCKER_SOCKET = "/var/run/docker.sock"
+# what Traefik's swarm provider reads besides what its docker provider does
+SOCKET_PROXY_SWARM_ENV = {"SERVICES": "1", "TASKS": "1", "NETWORKS": "1", "NODES": "1"}
+
+
+@dataclass(frozen=True)
+class SwarmFile:
+    """A config or a secret: immutable, so named by its content's digest."""
+
+    name: str
+    target: str
+    content: str  # `${secret:NAME}` placeholders are resolved by the renderer
+    mode: str
+    secret: bool
+
+
+@dataclass(frozen=True)
+class SwarmService:
+    container: Container  # the plan's, with its swarm labels and env
+    replicas: int
+    node_role: Optional[str]  # None: any node
+    stateful: bool
+    on_a_manager: bool  # it reads the Docker socket: only a manager's answers for the swarm
+    files: tuple[SwarmFile, ...]
+    update_order: Literal["start-first", "stop-first"]
+    rollback: bool  # an update that does not converge is rolled back
+
+    @property
+    def constraints(self) -> tuple[str, ...]:
+        role = (f"node.labels.{NODE_LABEL}=={self.node_role}",) if self.node_role else ()
+        return role + (("node.role==manager",) if self.on_a_manager else ())
+
+    @property
+    def update_delay_s(self) -> int:
+        return UPDATE_DELAY_S if self.container.routes and not self.stateful else 0
+
+
+@dataclass(frozen=True)
+class SwarmPlan:
+    plan: Plan
+    services: tuple[SwarmService, ...]
+    dns_records: tuple[DnsRecord, ...]
+
+    def service(self, name: str) -> SwarmService:
+        for service in self.services:
+            if service.container.name == name:
+                return service
+        raise KeyError(name)
+
+
+def swarm_plan(config: StackConfig, plan: Plan) -> SwarmPlan:
+    assert config.swarm is not None, "engine swarm needs fourlb:swarm"
+    problems: list[Problem] = []
+    services = tuple(_service(c, config, problems) for c in plan.containers)
+    known = {c.name for c in plan.containers}
+    for name in sorted(set(config.swarm.nodes) | set(config.swarm.replicas)):
+        if name not in known:
+            key = "nodes" if name in config.swarm.nodes else "replicas"
+            problems.append(Problem(f"fourlb:swarm.{key}.{name}", name,
+                                    "allowed: a container of this stack: " + ", ".join(sorted(known))))
+    if problems:
+        raise StackConfigError(plan.stack, problems)
+    return SwarmPlan(plan, services, _dns_records(plan, config.swarm.edge_addresses))
+
+
+def _service(container: Container, config: StackConfig, problems: list[Problem]) -> SwarmService:
+    swarm = config.swarm
+    assert swarm is not None
+    stateful = any(m.volume for m in container.mounts) or container.update_order == "stop-first"
+    default_role = None if container.role == "site" else swarm.placement.get(_kind(container))
+    node_role = swarm.nodes.get(container.name, default_role)
+    default_replicas = DEFAULT_SITE_REPLICAS if container.role == "site" else 1
+    replicas = swarm.replicas.get(container.name, default_replicas)
+    key = f"fourlb:swarm.nodes.{container.name}"
+    if stateful and node_role is None:
+        problems.append(Problem(key, None, f"required: {container.name} keeps data on its node "
+                                "(a volume, or one writer at a time); name the node role that holds it"))
+    if stateful and replicas > 1:
+        problems.append(Problem(f"fourlb:swarm.replicas.{container.name}", replicas,
+                                f"allowed: 1; {container.name} keeps data on one node"))
+    if container.published_ports and node_role != EDGE_ROLE:
+        problems.append(Problem(key, node_role, f"allowed: {EDGE_ROLE}; {container.name} publishes "
+                                "ports 80 and 443 on the edge nodes' addresses"))
+    env, env_files = _env_without_secrets(container)
+    on_a_manager = any(m.host_path == DOCKER_SOCKET for m in container.mounts)
+    if on_a_manager:
+        env = tuple((k, SOCKET_PROXY_SWARM_ENV.get(k, v)) for k, v in env)
+    files = tuple(_file(container.name, u) for u in container.uploads + env_files)
+    return SwarmService(
+        container=replace(container, env=env, uploads=()),
+        replicas=replicas, node_role=node_role, stateful=stateful, on_a_manager=on_a_manager,
+        files=files,
+        update_order="stop-first" if stateful else "start-first", rollback=not stateful)
+
+
+def _kind(container: Container) -> str:
+    """The catalog role of a container, its writer's included."""
+    spec = catalog.SERVICES_BY_NAME.get(container.name.removesuffix("-config"))
+    return spec.role if spec else container.role
+
+
+def _env_without_secrets(container: Container) -> tuple[tuple[tuple[str, str], ...], tuple[Upload, ...]]:
+    """Env values holding a secret become secret files named by `<NAME>_FILE`."""
+    env: list[tuple[str, str]] = []
+    files: list[Upload] = []
+    for name, value in container.env:
+        if secret_names_in(value):
+            path = f"{SECRETS_DIR}/env-{name.lower().replace('_', '-')}"
+            files.append(Upload(path, value, mode="0400"))
+            env.append((f"{name}_FILE", path))
+        else:
+            env.append((name, value))
+    return tuple(env), tuple(files)
+
+
+def _file(service: str, upload: Upload) -> SwarmFile:
+    digest = hashlib.sha256(f"{upload.path}\0{upload.mode}\0{upload.content}".encode()).hexdigest()[:12]
+    slug = re.sub(r"[^a-z0-9]+", "-", upload.path.lower()).strip("-")[-40:].strip("-")
+    return SwarmFile(name=f"{service}-{slug}-{digest}", target=upload.path, content=upload.content,
+                     mode=upload.mode, secret=bool(secret_names_in(upload.content)))
+
+
+def _dns_records(plan: Plan, edge_addresses: list[str]) -> tuple[DnsRecord, ...]:
+    if not edge_addresses:
+        return plan.dns_records  # content unset: a deployment stops on it (core.deploy_checks)
+    return tuple(replace(record, content=address)
+                 for record in plan.dns_records for address in edge_addresses)
+

@@ -1,0 +1,171 @@
+"""The platform on Docker Swarm (core.swarm, components/swarm.py): the same plan,
+declared as services placed on nodes. Pure checks of the swarm plan, then the
+real __main__.py under mocks for the example stack (Pulumi.swarm.yaml)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from config import StackConfigError, parse_stack_config
+from config.loading import StackFile
+from core.build import build_plan
+from core.edge import load_plan
+from core.model import secret_names_in
+from core.swarm import swarm_plan
+from tests.mocks import EDGE_ADDRESSES, GENERATED_PREFIX, PROVIDED_PREFIX, plain
+
+SERVICE = "docker:index/service:Service"
+CONTAINER = "docker:index/container:Container"
+CONFIG = "docker:index/serviceConfig:ServiceConfig"
+SECRET = "docker:index/secret:Secret"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+STATEFUL = ("postgres", "redis", "chromadb", "grafana", "prometheus", "alertmanager", "crowdsec",
+            "open-webui", "code-server", "backup")
+
+
+def swarm(values_change=None):
+    values = json.loads(json.dumps(StackFile("swarm").values))
+    if values_change:
+        values_change(values)
+    config = parse_stack_config("swarm", values)
+    return swarm_plan(config, build_plan(config, "swarm"))
+
+
+@pytest.fixture(scope="module")
+def planned():
+    config, plan = load_plan("swarm")
+    return swarm_plan(config, plan)
+
+
+def test_stateful_services_are_pinned_to_the_node_that_holds_their_volume(planned):
+    for name in STATEFUL:
+        service = planned.service(name)
+        assert service.stateful and service.replicas == 1, name
+        assert service.constraints[0].startswith("node.labels.fourlb.role=="), name
+        assert service.update_order == "stop-first" and not service.rollback, name
+    assert planned.service("postgres").node_role == "data"
+    assert planned.service("open-webui").node_role == "ai"
+
+
+def test_sites_roll_start_first_with_rollback_over_two_replicas(planned):
+    site = planned.service("jsr-solutions-prod")
+    assert (site.replicas, site.node_role, site.constraints) == (2, None, ())
+    assert site.update_order == "start-first" and site.rollback
+    assert site.update_delay_s >= 2 * 2  # Traefik polls every 2 s: two polls per task
+
+
+def test_the_edge_publishes_on_the_edge_nodes_and_reads_the_api_on_a_manager(planned):
+    assert planned.service("traefik").node_role == "edge"
+    proxy = planned.service("docker-socket-proxy")
+    assert "node.role==manager" in proxy.constraints
+    env = dict(proxy.container.env)
+    assert all(env[k] == "1" for k in ("SERVICES", "TASKS", "NETWORKS")), env
+
+
+def test_a_stateful_service_with_no_node_role_is_a_plan_error():
+    def unplaced(values):
+        values["swarm"]["placement"] = {k: v for k, v in values["swarm"]["placement"].items()
+                                        if k != "data"}
+    with pytest.raises(StackConfigError) as refused:
+        swarm(unplaced)
+    assert "fourlb:swarm.nodes.postgres" in str(refused.value)
+
+
+def test_replicas_of_a_stateful_service_are_refused():
+    def doubled(values):
+        values["swarm"]["replicas"] = {"postgres": 2}
+    with pytest.raises(StackConfigError) as refused:
+        swarm(doubled)
+    assert "fourlb:swarm.replicas.postgres = 2" in str(refused.value)
+
+
+def test_an_unknown_container_in_the_swarm_settings_is_refused():
+    def typo(values):
+        values["swarm"]["nodes"] = {"postgress": "data"}
+    with pytest.raises(StackConfigError) as refused:
+        swarm(typo)
+    assert "fourlb:swarm.nodes.postgress" in str(refused.value)
+
+
+def test_files_are_named_by_their_content_and_a_change_makes_a_new_one():
+    before = {f.target: f.name for f in swarm().service("prometheus-config").files}
+
+    def stricter(values):
+        values["alerting"] = {**values.get("alerting", {}), "cpuPercent": 75}
+    after = {f.target: f.name for f in swarm(stricter).service("prometheus-config").files}
+    assert set(before) == set(after)
+    changed = [t for t in before if before[t] != after[t]]
+    assert changed == ["/etc/prometheus/rules/fourlb.yml"], changed
+
+
+def test_env_secrets_become_secret_files(planned):
+    backend = planned.service("ai-orchestrator-backend")
+    assert not any(secret_names_in(v) for _, v in backend.container.env)
+    env = dict(backend.container.env)
+    files = {f.target: f for f in backend.files}
+    for name in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET_KEY"):
+        assert files[env[f"{name}_FILE"]].secret, name
+
+
+def test_one_a_record_per_edge_address_and_hostname():
+    config, plan = load_plan("swarm")
+    values = json.loads(json.dumps(StackFile("swarm").values))
+    values["swarm"]["edgeAddresses"] = list(EDGE_ADDRESSES)
+    planned = swarm_plan(parse_stack_config("swarm", values), plan)
+    by_name: dict[str, set] = {}
+    for record in planned.dns_records:
+        by_name.setdefault(record.name, set()).add(record.content)
+    assert set(by_name) == set(plan.public_hostnames)
+    assert all(contents == set(EDGE_ADDRESSES) for contents in by_name.values())
+
+
+# --- the program under mocks --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def swarm_run(deploy):
+    run = deploy("swarm")
+    assert run.error is None, run.error
+    return run
+
+
+def test_every_container_of_the_plan_is_a_service_and_nothing_a_container(swarm_run, planned):
+    services = {r.name: plain(r.inputs) for r in swarm_run.of_type(SERVICE)}
+    assert set(services) == {s.container.name for s in planned.services}
+    assert not swarm_run.of_type(CONTAINER) and not swarm_run.of_type(VOLUME)
+    for service in planned.services:
+        declared = services[service.container.name]
+        constraints = declared["taskSpec"].get("placement", {}).get("constraints") or []
+        assert constraints == list(service.constraints), service.container.name
+        assert declared["mode"]["replicated"]["replicas"] == service.replicas
+        assert declared["updateConfig"]["order"] == service.update_order
+    assert all(n.inputs["driver"] == "overlay" for n in swarm_run.of_type(NETWORK))
+
+
+def test_no_secret_in_a_label_an_env_value_or_a_config(swarm_run):
+    def leaks(text: str) -> bool:
+        return GENERATED_PREFIX in text or PROVIDED_PREFIX in text
+    for resource in swarm_run.of_type(SERVICE):
+        inputs = plain(resource.inputs)
+        spec = inputs["taskSpec"]["containerSpec"]
+        assert not any(leaks(v) for v in (spec.get("env") or {}).values()), resource.name
+        assert not any(leaks(label["value"]) for label in inputs.get("labels") or []), resource.name
+    for config in swarm_run.of_type(CONFIG):
+        assert not leaks(base64.b64decode(plain(config.inputs)["data"]).decode()), config.name
+    secrets = swarm_run.of_type(SECRET)
+    assert secrets and all(base64.b64decode(plain(s.inputs)["data"]) for s in secrets)
+
+
+def test_traefik_reads_services_through_the_swarm_provider(swarm_run, planned):
+    site = {r.name: plain(r.inputs) for r in swarm_run.of_type(SERVICE)}["jsr-solutions-prod"]
+    labels = {label["label"]: label["value"] for label in site["labels"]}
+    assert labels["traefik.swarm.network"] == "edge-jsr-solutions-prod"
+    assert not any("@docker" in v for v in labels.values())
+    port_keys = [k for k in labels if k.endswith(".loadbalancer.server.port")]
+    assert port_keys and all(labels[k] == "80" for k in port_keys)
+    files = {f.target: f for f in planned.service("traefik").files}
+    static = files["/etc/traefik/traefik.yml"].content
+    assert "swarm:" in static and "refreshSeconds: 2" in static and "docker:" not in static
