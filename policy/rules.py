@@ -20,6 +20,7 @@ tests/test_policy.py):
 
 from __future__ import annotations
 
+import base64
 import posixpath
 import re
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
@@ -28,6 +29,9 @@ from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, Secret
 from pulumi_policy.proxy import UnknownValueError
 
 CONTAINER = "docker:index/container:Container"
+# a swarm stack's (core.swarm): the same labels, on the service
+SWARM_SERVICE = "docker:index/service:Service"
+SWARM_CONFIG = "docker:index/serviceConfig:ServiceConfig"
 VOLUME = "docker:index/volume:Volume"
 
 SERVICE_LABEL = "fourlb.service"
@@ -276,8 +280,9 @@ def _self_signed_only(rule: str) -> bool:
 
 def check_routers(resource: Any) -> list[str]:
     """Every router is HTTPS-only, gets a certificate, and runs CrowdSec first
-    and the security headers; Traefik's own API only behind admin auth."""
-    if resource.resource_type != CONTAINER:
+    and the security headers; Traefik's own API only behind admin auth. On a
+    swarm, the service's labels."""
+    if resource.resource_type not in (CONTAINER, SWARM_SERVICE):
         return []
     labels = labels_of(resource.props)
     headers = _headers_middlewares(labels)
@@ -299,7 +304,7 @@ def check_routers(resource: Any) -> list[str]:
         chain = [m.strip() for m in settings.get("middlewares", "").split(",") if m.strip()]
         first = chain[0] if chain else ""
         if first != SECURITY_HEADERS:
-            own = first.removesuffix("@docker") if first.endswith("@docker") else None
+            own = first.rsplit("@", 1)[0] if first.endswith(("@docker", "@swarm")) else None
             reason = (_headers_problem(own, headers[own], labels.get("fourlb.csp") == "application")
                       if own in headers else "not defined")
             if own is None or reason is not None:
@@ -375,6 +380,35 @@ def check_plaintext_secrets(resource: Any) -> list[str]:
     return problems
 
 
+def check_swarm_plaintext_secrets(resource: Any) -> list[str]:
+    """On a swarm, credentials reach a service only as docker secrets (files):
+    never in its env or labels, never in a config (configs are readable by
+    anyone who can list them)."""
+    if resource.resource_type == SWARM_CONFIG:
+        data = _plain(resource.props.get("data"))
+        try:
+            text = base64.b64decode(data).decode(errors="replace") if isinstance(data, str) else ""
+        except ValueError:
+            return [f"{resource.name}: config data is not base64"]
+        if PLACEHOLDER in text or PASSWORD_HASH.search(text):
+            return [f"{resource.name}: a config holds a credential; make it a docker secret"]
+        return []
+    if resource.resource_type != SWARM_SERVICE:
+        return []
+    spec = _plain(resource.props.get("taskSpec")) or {}
+    env = (spec.get("containerSpec") or {}).get("env") or {}
+    problems = []
+    for name, value in sorted(env.items()) if isinstance(env, Mapping) else ():
+        problem = _env_problem(name, value) if isinstance(value, str) else (
+            f"env {name} is a secret value; deliver it as a docker secret file")
+        if problem:
+            problems.append(f"{resource.name}: {problem}")
+    for key, value in sorted(labels_of(resource.props).items()):
+        if PLACEHOLDER in value or PASSWORD_HASH.search(value):
+            problems.append(f"{resource.name}: label {key} holds a credential")
+    return problems
+
+
 # ---- the pack --------------------------------------------------------------
 
 CHECKS: dict[str, Check] = {
@@ -383,6 +417,7 @@ CHECKS: dict[str, Check] = {
     "volumes-protected": check_volume_kept,
     "routers-https-crowdsec-headers": check_routers,
     "no-plaintext-secrets": check_plaintext_secrets,
+    "swarm-secrets-as-files": check_swarm_plaintext_secrets,
 }
 
 

@@ -391,14 +391,14 @@ def as_policy_input(declared) -> Resource:
     return Resource(declared.typ, props, declared.name, opts)
 
 
-@pytest.mark.parametrize("stack", ["prod", "dev", "local"])
+@pytest.mark.parametrize("stack", ["prod", "dev", "local", "swarm"])
 def test_every_declared_resource_passes_every_policy(deploy, stack):
     run = deploy(stack)
     assert run.error is None, run.error
-    assert run.containers
+    assert run.containers or run.of_type(rules.SWARM_SERVICE)
     found = {f"{d.typ}::{d.name}": rules.violations(as_policy_input(d)) for d in run.resources}
     assert {urn: v for urn, v in found.items() if v} == {}
-    if stack != "dev":
+    if stack not in ("dev", "swarm"):  # a swarm's volumes live on their nodes (core.swarm)
         volumes = run.of_type(VOLUME)
         assert volumes and all(as_policy_input(v).opts.retain_on_delete for v in volumes)
 
@@ -491,3 +491,17 @@ def test_the_served_pack_is_mandatory_and_sees_secrets(served_pack):
     [diagnostic] = served_pack.Analyze(plain).diagnostics
     assert diagnostic.policyName == "no-plaintext-secrets"
     assert diagnostic.enforcementLevel == proto.MANDATORY
+
+
+def test_a_swarm_service_with_a_credential_in_its_env_or_a_config_is_refused():
+    service = Resource(rules.SWARM_SERVICE, {"taskSpec": {"containerSpec": {"env": {
+        "DATABASE_URL": "postgresql://fourlb:hunter2hunter2@postgres/db",
+        "DATABASE_URL_FILE": "/run/secrets/env-database-url"}}}}, name="backend")
+    [message] = rules.check_swarm_plaintext_secrets(service)
+    assert "DATABASE_URL is a URL with a password" in message
+    import base64
+    leaky = Resource(rules.SWARM_CONFIG, {"data": base64.b64encode(
+        b"users: admin:$2y$05$abcdefghijklmnopqrstuv").decode()}, name="middlewares")
+    assert rules.check_swarm_plaintext_secrets(leaky)
+    clean = Resource(rules.SWARM_CONFIG, {"data": base64.b64encode(b"log: {}").decode()})
+    assert rules.check_swarm_plaintext_secrets(clean) == []

@@ -543,6 +543,8 @@ def lab_processes() -> list[int]:
                 found.append(pid)
         except (FileNotFoundError, ProcessLookupError):
             continue  # it exited meanwhile
+        except PermissionError:
+            continue  # not ours: the lab's processes all run as this user, in this user namespace
     return found
 
 
