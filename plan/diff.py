@@ -4,7 +4,7 @@ about: routes, DNS records, container replacements, volumes at risk."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
 from .document import UNSET_TARGET
@@ -81,8 +81,10 @@ def diff_documents(base: dict[str, Any], head: dict[str, Any], stack: str,
                               _route_target),
         dns=_keyed_changes(_records_by_key(base), _records_by_key(head), _record_change,
                            _record_value),
-        containers=_keyed_changes(base.get("containers", {}), head.get("containers", {}),
-                                  _container_change, lambda c: c["image"]),
+        containers=_on_swarm(
+            _keyed_changes(base.get("containers", {}), head.get("containers", {}),
+                           _container_change, lambda c: c["image"]),
+            base.get("swarm", {}), head.get("swarm", {})),
         volumes=_keyed_changes(_data_volumes(base), _data_volumes(head),
                                _volume_change, _volume_state),
         networks=_keyed_changes(base.get("networks", {}), head.get("networks", {}),
@@ -170,6 +172,32 @@ def _container_change(name: str, before: dict[str, Any], after: dict[str, Any]) 
     return Change(name, "replaced" if replaced else "updated",
                   before=before["image"], after=after["image"], fields=tuple(fields),
                   note="stop-first: down until its replacement is healthy" if downtime else "")
+
+
+def _on_swarm(changes: tuple[Change, ...], base: dict[str, Any],
+              head: dict[str, Any]) -> tuple[Change, ...]:
+    """On a swarm stack nothing is replaced: a service rolls its tasks (core.swarm);
+    a new placement or replica count updates it."""
+    if not head:
+        return changes
+    rolled = []
+    for change in changes:
+        service = head.get(change.subject)
+        if service and change.kind in ("replaced", "updated"):
+            how = ("stop-first: its one task is down until the new one is healthy"
+                   if service["update"] == "stop-first" else
+                   f"start-first over {service['replicas']} task(s), one at a time, "
+                   "rolled back if it fails")
+            change = replace(change, kind="rolled", note=how)
+        rolled.append(change)
+    for name in sorted(base.keys() & head.keys()):
+        fields = tuple(FieldChange(key, before=_short(base[name].get(key)),
+                                   after=_short(head[name].get(key)))
+                       for key in ("node", "replicas", "constraints")
+                       if base[name].get(key) != head[name].get(key))
+        if fields:
+            rolled.append(Change(f"{name} (placement)", "updated", fields=fields))
+    return tuple(rolled)
 
 
 def _field_change(key: str, before: Any, after: Any) -> FieldChange:

@@ -19,7 +19,7 @@ COMMENT_MARKER = "<!-- fourlb-plan-diff -->"
 MAX_NAMES_SHOWN = 6
 
 _SYMBOLS = {"added": "+", "removed": "-", "re-pointed": "~", "changed": "~",
-            "replaced": "±", "updated": "~", "unprotected": "!", "renamed": "!"}
+            "replaced": "±", "rolled": "±", "updated": "~", "unprotected": "!", "renamed": "!"}
 
 
 def diffs_json(diffs: Iterable[StackDiff]) -> str:
@@ -125,7 +125,7 @@ def _kind_markdown(change: Change, diff: StackDiff) -> str:
 def _counts(diff: StackDiff) -> str:
     kinds = [c.kind for c in diff.containers]
     containers = ", ".join(f"{kinds.count(kind)} {kind}"
-                           for kind in ("replaced", "updated", "added", "removed")
+                           for kind in ("replaced", "rolled", "updated", "added", "removed")
                            if kind in kinds) or "none changed"
     return (f"**Routes: {len(diff.routes)} changed. DNS records: {len(diff.dns)} changed. "
             f"Containers: {containers}.**")

@@ -16,6 +16,7 @@ from core.edge import edge_owner
 from core.catalog import GENERATED_VOLUMES
 from core.model import SELF_HEADERS, Container, Plan, Route
 from core.deploy_checks import DNS_TARGET_KEY
+from core.swarm import swarm_plan
 from core.traefik import CERT_RESOLVER, application_headers, effective_headers
 
 # How a record whose address is not set yet is shown (its content is null in JSON).
@@ -55,7 +56,18 @@ def plan_document(config: StackConfig, plan: Plan) -> dict[str, Any]:
                      for n in plan.networks},
         "volumes": _volumes(plan),
         "secrets": sorted(s.name for s in plan.secrets),
+        **({"swarm": _swarm(config, plan)} if config.engine == "swarm" else {}),
     }
+
+
+def _swarm(config: StackConfig, plan: Plan) -> dict[str, Any]:
+    """Where each service's tasks run and how an update rolls (core.swarm)."""
+    return {s.container.name: {
+        "node": s.node_role, "replicas": s.replicas, "stateful": s.stateful,
+        "constraints": list(s.constraints), "update": s.update_order,
+        "rollback": s.rollback, "update_delay_s": s.update_delay_s,
+        "files": {f.target: {"name": f.name, "secret": f.secret} for f in s.files},
+    } for s in swarm_plan(config, plan).services}
 
 
 def _routes(config: StackConfig, plan: Plan) -> list[dict[str, Any]]:

@@ -17,6 +17,8 @@ def plan_markdown(document: dict[str, Any]) -> str:
                  f"{code(document['edge'])}.")
     sections = (("Routes", _routes), ("DNS records", _dns), ("Containers", _containers),
                 ("Volumes", _volumes), ("Networks", _networks), ("Secrets", _secrets))
+    if "swarm" in document:
+        sections += (("Swarm placement", _swarm),)
     for title, render in sections:
         lines += ["", f"## {title}", ""] + render(document)
     return "\n".join(lines) + "\n"
@@ -112,3 +114,14 @@ def _secrets(document: dict[str, Any]) -> list[str]:
     if not document["secrets"]:
         return ["_none_"]
     return [", ".join(code(name) for name in document["secrets"])]
+
+
+def _swarm(document: dict[str, Any]) -> list[str]:
+    rows = [(code(name), s["node"] or "any", s["replicas"],
+             "yes (pinned: its volume is on that node)" if s["stateful"] else "no",
+             s["update"] + (", rolled back on failure" if s["rollback"] else "")
+             + (f", {s['update_delay_s']} s between tasks" if s["update_delay_s"] else ""),
+             len(s["files"]))
+            for name, s in sorted(document["swarm"].items())]
+    return ["Node roles are the label fourlb.role of each node.", ""] + table(
+        ("Service", "Node role", "Replicas", "Keeps data", "Update", "Configs and secrets"), rows)

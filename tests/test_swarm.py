@@ -169,3 +169,25 @@ def test_traefik_reads_services_through_the_swarm_provider(swarm_run, planned):
     files = {f.target: f for f in planned.service("traefik").files}
     static = files["/etc/traefik/traefik.yml"].content
     assert "swarm:" in static and "refreshSeconds: 2" in static and "docker:" not in static
+
+
+def test_plan_diff_says_what_a_change_rolls_on_a_swarm():
+    from plan.diff import diff_documents
+    from plan.document import plan_document
+
+    def document(change=None):
+        values = json.loads(json.dumps(StackFile("swarm").values))
+        if change:
+            change(values)
+        config = parse_stack_config("swarm", values)
+        return plan_document(config, build_plan(config, "swarm"))
+
+    def release(values):
+        values["sites"]["jsr-solutions-prod"]["image"] = "jsr-solutions-frontend:1.0.1"
+        values["swarm"]["replicas"] = {"jsr-solutions-prod": 3}
+    diff = diff_documents(document(), document(release), "swarm", "base", "head")
+    by_subject = {c.subject: c for c in diff.containers}
+    site = by_subject["jsr-solutions-prod"]
+    assert site.kind == "rolled" and "start-first over 3 task(s)" in site.note
+    placement = by_subject["jsr-solutions-prod (placement)"]
+    assert [(f.field, f.before, f.after) for f in placement.fields] == [("replicas", "2", "3")]

@@ -1,0 +1,66 @@
+"""Swarm end-to-end fixtures: a three-node swarm on this machine (lab.py), and the
+stand-in image in each of its nodes.
+
+Needs root (namespaces, mounts, cgroups), dockerd, the docker CLI, iproute2's `ip`,
+util-linux's nsenter and unshare; the image also needs the main Docker daemon and a
+static busybox. Without them the tests are skipped and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pytest
+
+from tests.e2e import standin
+from tests.e2e.engine import Engine
+
+from .lab import Lab, cleanup_leftovers
+
+LAB_TOOLS = ("dockerd", "docker", "ip", "nsenter", "unshare", "mount", "umount")
+STANDIN_TAG = "fourlb-swarm-standin:latest"  # not the e2e tag: an e2e run may be using that one
+STANDIN_LABEL = {"fourlb.swarm-lab": "1"}
+
+
+def lab_unavailable() -> Optional[str]:
+    if os.geteuid() != 0:
+        return "the swarm lab needs root (network, mount and UTS namespaces, cgroups)"
+    missing = [tool for tool in LAB_TOOLS if shutil.which(tool) is None]
+    if missing:
+        return f"the swarm lab needs {', '.join(missing)} on PATH (docker.io, iproute2, util-linux)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    cleanup_leftovers()
+    with Lab() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def standin_image(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The e2e stand-in (tests/e2e/standin.py), built on the main daemon under a tag of
+    the lab's own and loaded into every node; removed from the main daemon afterwards."""
+    try:
+        standin.busybox_path()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    main = Engine()
+    try:
+        main.ping()
+    except OSError as error:
+        pytest.skip(f"no main Docker daemon at {main.path} to build the stand-in on ({error})")
+    context = standin.write_context(Path(tmp_path_factory.mktemp("swarm-standin")))
+    main.build(standin.context_tar(context), STANDIN_TAG, STANDIN_LABEL)
+    try:
+        lab.load_image(STANDIN_TAG)
+        yield STANDIN_TAG
+    finally:
+        main.remove_image(STANDIN_TAG)
