@@ -18,9 +18,10 @@ class Networks(pulumi.ComponentResource):
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("fourlb:docker:Networks", name, None, opts)
         self.names: dict[str, pulumi.Input[str]] = {}
+        self.ids: dict[str, pulumi.Input[str]] = {}  # a swarm service names its networks by ID
         for network in networks:
             if network.external:
-                self.names[network.name] = network.name
+                self.names[network.name] = self.ids[network.name] = network.name
                 continue
             resource = docker.Network(
                 network.name,
@@ -35,4 +36,5 @@ class Networks(pulumi.ComponentResource):
                     parent=self, ignore_changes=["labels"] if network.adopted else None),
             )
             self.names[network.name] = resource.name
+            self.ids[network.name] = resource.id
         self.register_outputs({"names": self.names})

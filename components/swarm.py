@@ -77,7 +77,7 @@ class SwarmServiceResource(pulumi.ComponentResource):
                 placement=docker.ServiceTaskSpecPlacementArgs(
                     constraints=list(service.constraints) or None),
                 networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(
-                    name=networks[n], aliases=aliases(container, n)) for n in container.networks],
+                    id=networks[n], aliases=aliases(container, n)) for n in container.networks],
                 resources=docker.ServiceTaskSpecResourcesArgs(
                     limits=docker.ServiceTaskSpecResourcesLimitsArgs(
                         memory_bytes=container.memory_mb * 1024 * 1024)),

@@ -75,7 +75,6 @@ LIMITS = {
 COMMAND_TIMEOUT_S = 60
 DAEMON_READY_S = 30
 SWARM_READY_S = 30
-LEAVE_S = 20
 DAEMON_STOP_S = 20
 IMAGE_LOAD_S = 180
 PROCESSES_GONE_S = 10
@@ -306,11 +305,6 @@ class Node(LanHost):
         self.engine.ping()
         return self.pidfile.exists()
 
-    def leave_swarm(self) -> None:
-        """Best effort (teardown): the swarm goes with the lab anyway."""
-        if self.pid is not None:
-            self.docker("swarm", "leave", "--force", timeout=LEAVE_S, check=False)
-
     def terminate(self) -> None:
         if self._process is not None and self._process.returncode is None:
             self._process.terminate()
@@ -330,7 +324,7 @@ class Lab:
         self.nodes = [Node(spec, root / spec.name) for spec in specs]
         self.client = LanHost(CLIENT_NETNS, CLIENT_ADDRESS)
         # seconds each step took: "LAN built", "daemons ready", "swarm formed", their sum
-        # "lab up"; after tear_down also "swarm left", "daemons stopped", "leftovers removed"
+        # "lab up"; after tear_down also "daemons stopped" and "leftovers removed"
         self.timings: dict[str, float] = {}
         self._lock: Optional[IO[str]] = None
 
@@ -368,7 +362,7 @@ class Lab:
         self._timed("LAN built", self._build_lan)
         self._timed("daemons ready", self._start_daemons)
         self._timed("swarm formed", self._form_swarm)
-        self.timings["lab up"] = sum(self.timings.values())
+        self.timings["lab up"] = round(sum(self.timings.values()), 3)
 
     def _timed(self, step: str, action: Callable[[], None]) -> None:
         """Runs `action`; the first run of each step is the one recorded (a repeated
@@ -411,10 +405,10 @@ class Lab:
         return all(states.get(node.swarm_id) == "ready" for node in self.nodes)
 
     def tear_down(self) -> None:
-        """Idempotent: leaves the swarm, stops the lab's daemons by pid, then removes every
-        namespace, cgroup, mount and file of the lab."""
+        """Idempotent: stops the lab's daemons by pid, then removes every namespace, cgroup,
+        mount and file of the lab. The nodes do not leave the swarm first: its state goes
+        with their data roots, and a worker's `swarm leave` waits seconds for the manager."""
         try:
-            self._timed("swarm left", self._leave_swarm)
             self._timed("daemons stopped", self._stop_daemons)
         finally:
             try:
@@ -423,11 +417,8 @@ class Lab:
                 release_lock(self._lock)
                 self._lock = None
 
-    def _leave_swarm(self) -> None:
-        with ThreadPoolExecutor(len(self.nodes)) as pool:
-            list(pool.map(Node.leave_swarm, self.nodes))
-
     def _stop_daemons(self) -> None:
+        """SIGTERM to all first: each dockerd takes about a second to stop its containers."""
         for node in self.nodes:
             node.terminate()
         for node in self.nodes:
