@@ -42,6 +42,7 @@ def lab() -> Iterator[Lab]:
     cleanup_leftovers()
     with Lab() as running:
         yield running
+    print(f"\nswarm lab timings (s): {running.timings}")
 
 
 @pytest.fixture(scope="session")

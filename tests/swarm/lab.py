@@ -27,6 +27,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -100,9 +101,9 @@ NODES = (
 # What a node's dockerd does before it becomes dockerd, inside its new mount and UTS
 # namespaces (already in the node's network namespace). Arguments: hostname, node
 # directory, then dockerd's arguments.
-# - The new mount namespace starts as a copy of the host's, including the main daemon's
-#   container mounts and network-namespace files: detached here, a copy would keep them
-#   (and their veths) alive after the main daemon removes them.
+# - The new mount namespace starts as a copy of the host's, with the main daemon's
+#   container filesystems (overlay) and network-namespace files (nsfs): detached here,
+#   a copy would keep them, and their veths, alive after the main daemon removes them.
 # - A private /run: whatever dockerd or containerd write there by fixed path (shim
 #   sockets in /run/containerd, /run/docker/...) stays the node's own and goes with it.
 # - A fresh sysfs, mounted from inside the node's network namespace, shows the node's
@@ -112,10 +113,13 @@ NODE_INIT = """\
 set -eu
 name=$1 node_dir=$2
 shift 2
-points=$(cut -d ' ' -f 5 /proc/self/mountinfo)
-for point in $points; do
-    case $point in
-        /run|/run/*|/var/lib/docker|/var/lib/docker/*) umount -l "$point" 2>/dev/null || true ;;
+mountinfo=$(cat /proc/self/mountinfo)
+printf '%s\\n' "$mountinfo" | while read -r _ _ _ _ point rest; do
+    fstype=${rest#* - }
+    fstype=${fstype%% *}
+    case $point:$fstype in
+        /:*) ;;
+        /run:*|/run/*|*:overlay|*:nsfs) umount -l "$point" 2>/dev/null || true ;;
     esac
 done
 mount -t tmpfs -o mode=0755 fourlb-swarm-run /run
@@ -167,7 +171,8 @@ class HttpReply:
 
 def run(argv: Sequence[str], *, input: Optional[str] = None, timeout: float = COMMAND_TIMEOUT_S,
         check: bool = True, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout, env=env)
+    result = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout, env=env,
+                            check=False)
     if check and result.returncode:
         raise CommandFailed(result.returncode, result.args, result.stdout, result.stderr)
     return result
@@ -177,8 +182,9 @@ def ip(*args: str, netns: Optional[str] = None, check: bool = True) -> subproces
     return run(["ip", *(["-n", netns] if netns else []), *args], check=check)
 
 
-def docker_cli_env() -> dict[str, str]:
-    """The environment for `docker -H <node>`: no DOCKER_HOST or context to conflict with -H."""
+def node_env() -> dict[str, str]:
+    """The environment for a node's dockerd and for `docker -H <node>`: no DOCKER_HOST or
+    DOCKER_CONTEXT (the main daemon's) to conflict with -H."""
     env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")}
     env["DOCKER_CLI_HINTS"] = "false"
     return env
@@ -201,7 +207,7 @@ class LanHost:
         exec`, which would also remount /sys): it sees what a machine at `address` sees."""
         return run(["nsenter", f"--net={self.netns_path}", "--", *argv], input=input, timeout=timeout, check=check)
 
-    def attach(self, port: str) -> None:
+    def create_on_lan(self, port: str) -> None:
         """Creates the namespace and its veth to the LAN bridge (`port` on the bridge side)."""
         ip("netns", "add", self.netns)
         ip("link", "set", "lo", "up", netns=self.netns)
@@ -247,7 +253,7 @@ class Node(LanHost):
                check: bool = True) -> subprocess.CompletedProcess[str]:
         """The docker CLI against this node (`docker -H unix://<socket> ...`)."""
         return run(["docker", "-H", f"unix://{self.socket}", *args], input=input, timeout=timeout, check=check,
-                   env=docker_cli_env())
+                   env=node_env())
 
     def api(self, method: str, path: str, body: Any = None, query: Optional[dict[str, Any]] = None,
             timeout: Optional[float] = None) -> Any:
@@ -283,7 +289,7 @@ class Node(LanHost):
                 "unshare", "--mount", "--uts", "--propagation", "private", "--",
                 "/bin/sh", "-c", NODE_INIT, "node-init", self.name, str(self.directory), *self.dockerd_args()]
         # the swarm executor pulls an image unless it is told to use the one it has
-        env = {**docker_cli_env(), "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1"}
+        env = {**node_env(), "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1"}
         with self.log_file.open("ab") as log:
             # nsenter, unshare and sh each exec the next: the child's pid is dockerd's.
             # A session of its own: a Ctrl-C at the terminal leaves the teardown to the lab.
@@ -319,9 +325,10 @@ class Node(LanHost):
 class Lab:
     """The running swarm, as a context manager. Setup that fails tears down what it made."""
 
-    def __init__(self, specs: Sequence[NodeSpec] = NODES, root: Path = ROOT):
-        self.root = root
-        self.nodes = [Node(spec, root / spec.name) for spec in specs]
+    def __init__(self) -> None:
+        # one fixed place, so that cleanup_leftovers() finds what a crashed lab left
+        self.root = ROOT
+        self.nodes = [Node(spec, ROOT / spec.name) for spec in NODES]
         self.client = LanHost(CLIENT_NETNS, CLIENT_ADDRESS)
         # seconds each step took: "LAN built", "daemons ready", "swarm formed", their sum
         # "lab up"; after tear_down also "daemons stopped" and "leftovers removed"
@@ -365,18 +372,16 @@ class Lab:
         self.timings["lab up"] = round(sum(self.timings.values()), 3)
 
     def _timed(self, step: str, action: Callable[[], None]) -> None:
-        """Runs `action`; the first run of each step is the one recorded (a repeated
-        tear_down, with nothing left to do, keeps the real one's timings)."""
         started = time.monotonic()
         action()
-        self.timings.setdefault(step, round(time.monotonic() - started, 3))
+        self.timings[step] = round(time.monotonic() - started, 3)
 
     def _build_lan(self) -> None:
         ip("netns", "add", LAN_NETNS)
         ip("link", "add", LAN_BRIDGE, "type", "bridge", netns=LAN_NETNS)
         ip("link", "set", LAN_BRIDGE, "up", netns=LAN_NETNS)
         for host in [*self.nodes, self.client]:
-            host.attach(port=f"to-{host.netns.removeprefix(PREFIX + '-')}")
+            host.create_on_lan(port=f"to-{host.netns.removeprefix(PREFIX + '-')}")
 
     def _start_daemons(self) -> None:
         for node in self.nodes:
@@ -408,6 +413,8 @@ class Lab:
         """Idempotent: stops the lab's daemons by pid, then removes every namespace, cgroup,
         mount and file of the lab. The nodes do not leave the swarm first: its state goes
         with their data roots, and a worker's `swarm leave` waits seconds for the manager."""
+        if self._lock is None:
+            return  # torn down already (or never set up): without the lock, the names may be another lab's
         try:
             self._timed("daemons stopped", self._stop_daemons)
         finally:
@@ -526,7 +533,7 @@ def kill_lab_processes() -> bool:
     found = lab_processes()
     for pid in found:
         try:
-            os.kill(pid, 9)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     return not found
@@ -569,7 +576,7 @@ def _is_lab_process(pid: int, lab_netns: set[tuple[int, int]]) -> bool:
     if f"{CGROUP_PARENT}/" in Path(f"/proc/{pid}/cgroup").read_text():
         return True
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    return Path(argv[0]).name in DAEMON_PROGRAMS and any(str(ROOT) in arg for arg in argv)
+    return Path(argv[0]).name in DAEMON_PROGRAMS and any(f"{ROOT}/" in arg for arg in argv)
 
 
 def remove_lab_cgroups() -> bool:
@@ -584,9 +591,10 @@ def remove_lab_cgroups() -> bool:
 
 
 def unmount_under(root: Path) -> None:
-    """Lazily unmounts anything mounted under `root` in the host's mount namespace (the
-    nodes mount in namespaces of their own, which go with their last process: this only
-    catches what a crash between the two left)."""
+    """Lazily unmounts anything mounted under `root` in the host's mount namespace, which
+    would stop rmtree. The lab itself mounts only in the nodes' own mount namespaces (gone
+    with their last process) and in /run/netns (`ip netns delete`): this is for a mount
+    made there by hand, e.g. while debugging a node."""
     points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
     for point in sorted((p for p in points if p == str(root) or p.startswith(f"{root}/")), reverse=True):
         run(["umount", "-l", point], check=False)

@@ -10,6 +10,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.e2e.standin import LISTEN_FILE
+
 from .lab import ROLE_LABEL, Lab, Node
 
 PORT = 8080
@@ -67,7 +69,7 @@ def smoke_services(lab: Lab, standin_image: str) -> Iterator[dict[str, list[dict
                    input=f"{PORT} {{{{.Task.Name}}}}\n")
     manager.docker("network", "create", "--driver=overlay", NETWORK)
     common = ["service", "create", "--detach", "--no-resolve-image", "--init", "--endpoint-mode=dnsrr",
-              f"--network={NETWORK}", f"--config=source={LISTEN_CONFIG},target=/standin/listen,mode=0444"]
+              f"--network={NETWORK}", f"--config=source={LISTEN_CONFIG},target={LISTEN_FILE},mode=0444"]
     manager.docker(*common, f"--name={BACKEND}", "--replicas=2", "--replicas-max-per-node=1",
                    f"--constraint=node.labels.{ROLE_LABEL}!=edge", standin_image)
     manager.docker(*common, f"--name={FRONT}", "--replicas=1", f"--constraint=node.labels.{ROLE_LABEL}==edge",
