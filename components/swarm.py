@@ -5,12 +5,13 @@ one-host component's (components/service.py): only how they are declared differs
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Mapping, Optional
 
 import pulumi
 import pulumi_docker as docker
 
-from core.swarm import SwarmFile, SwarmService
+from core.swarm import DIGEST, SwarmFile, SwarmService
 
 from .service import HEALTH_WAIT_S, aliases, image_of, render
 
@@ -22,6 +23,15 @@ def _encoded(file: SwarmFile, secrets: Mapping[str, pulumi.Output[str]]) -> pulu
     if isinstance(content, str):
         return base64.b64encode(content.encode()).decode()
     return pulumi.Output.secret(content.apply(lambda text: base64.b64encode(text.encode()).decode()))
+
+
+def _secret_name(file: SwarmFile, secrets: Mapping[str, pulumi.Output[str]]) -> pulumi.Input[str]:
+    """The secret's name with a digest of its rendered content (never the content):
+    a new value is a new name, so the new secret exists before the service moves
+    to it and the old one goes after (a docker secret cannot be changed in place)."""
+    content = pulumi.Output.from_input(render(file.content, secrets))
+    return pulumi.Output.unsecret(content.apply(
+        lambda text: f"{file.name}-{hashlib.sha256(text.encode()).hexdigest()[:DIGEST]}"))
 
 
 class SwarmServiceResource(pulumi.ComponentResource):
@@ -36,7 +46,8 @@ class SwarmServiceResource(pulumi.ComponentResource):
             # immutable: the digest is in the name, so a change is a new resource,
             # created before the service moves to it and the old one is deleted
             if file.secret:
-                made = docker.Secret(file.name, name=file.name, data=_encoded(file, secrets), opts=child)
+                made = docker.Secret(file.name, name=_secret_name(file, secrets),
+                                     data=_encoded(file, secrets), opts=child)
                 secret_refs.append(docker.ServiceTaskSpecContainerSpecSecretArgs(
                     secret_id=made.id, secret_name=made.name, file_name=file.target,
                     file_mode=int(file.mode, 8)))

