@@ -27,11 +27,16 @@ STATEFUL = ("postgres", "redis", "chromadb", "grafana", "prometheus", "alertmana
             "open-webui", "code-server", "backup")
 
 
-def swarm(values_change=None):
+def swarm_config(values_change=None):
+    """The swarm stack's settings, changed by `values_change` (a function of the values)."""
     values = json.loads(json.dumps(StackFile("swarm").values))
     if values_change:
         values_change(values)
-    config = parse_stack_config("swarm", values)
+    return parse_stack_config("swarm", values)
+
+
+def swarm(values_change=None):
+    config = swarm_config(values_change)
     return swarm_plan(config, build_plan(config, "swarm"))
 
 
@@ -185,10 +190,7 @@ def test_plan_diff_says_what_a_change_rolls_on_a_swarm():
     from plan.document import plan_document
 
     def document(change=None):
-        values = json.loads(json.dumps(StackFile("swarm").values))
-        if change:
-            change(values)
-        config = parse_stack_config("swarm", values)
+        config = swarm_config(change)
         return plan_document(config, build_plan(config, "swarm"))
 
     def release(values):
