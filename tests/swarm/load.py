@@ -3,11 +3,12 @@ address for one hostname (SNI and Host), in a loop bounded in count and time,
 until a stop file appears. Prints one JSON object: every answer, in order (the
 task that answered, from the stand-in's X-Standin header, or the error).
 
-usage: load.py ADDRESS HOSTNAME PATH STOP_FILE MAX_SECONDS [MAX_REQUESTS [INTERVAL_S]]
+usage: load.py ADDRESS HOSTNAME PATH STOP_FILE MAX_SECONDS [MAX_REQUESTS [INTERVAL_S [USER:PASSWORD]]]
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -31,11 +32,14 @@ class _Pinned(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
 
 
-def ask(address: str, hostname: str, path: str) -> tuple[str, dict[str, str]]:
+def ask(address: str, hostname: str, path: str, auth: str = "") -> tuple[str, dict[str, str]]:
     """What answered (a task's name, an HTTP status, or the error) and its headers."""
     connection = _Pinned(address, hostname)
+    headers = {"Connection": "close"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
     try:
-        connection.request("GET", path, headers={"Connection": "close"})
+        connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         response.read()
         headers = dict(response.getheaders())
@@ -52,12 +56,13 @@ def main() -> None:
     address, hostname, path, stop_file, max_seconds = sys.argv[1:6]
     max_requests = int(sys.argv[6]) if len(sys.argv) > 6 else 5000
     interval_s = float(sys.argv[7]) if len(sys.argv) > 7 else 0.02
+    auth = sys.argv[8] if len(sys.argv) > 8 else ""
     deadline = time.monotonic() + float(max_seconds)
     answers: list[str] = []
     headers: dict[str, str] = {}
     while (not os.path.exists(stop_file) and time.monotonic() < deadline
            and len(answers) < max_requests):
-        answer, headers = ask(address, hostname, path)
+        answer, headers = ask(address, hostname, path, auth)
         answers.append(answer)
         time.sleep(interval_s)
     print(json.dumps({"answers": answers, "last_headers": headers}))

@@ -170,6 +170,8 @@ class SwarmPlatform:
         networks = [{"Target": self.ids[n["id"].removesuffix("-id")], "Aliases": n.get("aliases") or []}
                     for n in task.get("networksAdvanceds") or []
                     if n["id"].removesuffix("-id") in self.ids]
+        own_aliases = [a for n in task.get("networksAdvanceds") or [] for a in n.get("aliases") or []
+                       if a != inputs["name"]]
         update, rollback = inputs.get("updateConfig") or {}, inputs.get("rollbackConfig") or {}
         ports = (inputs.get("endpointSpec") or {}).get("ports") or []
         return {
@@ -187,6 +189,7 @@ class SwarmPlatform:
                                     "StartPeriod": seconds_ns(check["startPeriod"])} if check else None,
                     "StopGracePeriod": seconds_ns(container["stopGracePeriod"]),
                     "Init": name != "traefik",
+                    "Hostname": own_aliases[0] if own_aliases else None,
                 },
                 "Placement": {"Constraints": (task.get("placement") or {}).get("constraints") or []},
                 "Networks": networks,
@@ -244,8 +247,9 @@ class SwarmPlatform:
             for name in names:
                 service = self.manager.api("GET", f"/services/{self.ids[name]}")
                 state = (service.get("UpdateStatus") or {}).get("State")
-                if state in ("updating", "rollback_started") or (
-                        spec_index >= 0 and state is None and service["Version"]["Index"] <= spec_index):
+                # after an update, only its end counts: right after the request the
+                # swarm may not have started rolling yet (no UpdateStatus)
+                if state in ("updating", "rollback_started") or (spec_index >= 0 and state != "completed"):
                     return False
                 wanted = service["Spec"]["Mode"]["Replicated"]["Replicas"]
                 if len(self.running_tasks(name)) != wanted:
@@ -253,6 +257,16 @@ class SwarmPlatform:
             return True
         poll(f"{', '.join(names)} converged", converged, CONVERGED_WITHIN_S, interval_s=0.5,
              detail=lambda: self.task_states(names))
+
+    def logs(self, name: str, lines: int = 30) -> str:
+        """The last lines of every container of service `name`, on every node."""
+        out = []
+        for node in self.lab.nodes:
+            for container in node.api("GET", "/containers/json", query={
+                    "all": 1, "filters": {"label": [f"com.docker.swarm.service.name={name}"]}}):
+                logs = node.docker("logs", "--tail", str(lines), container["Id"], check=False)
+                out.append(f"--- {node.name} {container['Names'][0]}\n{logs.stdout}{logs.stderr}")
+        return "\n".join(out)
 
     def task_states(self, names: Iterable[str]) -> str:
         """Each service's tasks: state, node and error (what a failed wait shows)."""

@@ -105,9 +105,12 @@ def test_overlay_carries_requests_between_nodes(lab: Lab, smoke_services: dict[s
     assert len(front) == 1, f"{FRONT} containers on {edge.name}: {front}"
 
     addresses = {overlay_address(task, NETWORK): task_name(BACKEND, task) for task in backends}
-    looked_up = edge.docker("exec", front[0], "nslookup", BACKEND).stdout
-    # dnsrr: the service name resolves to every task's own address (no VIP)
-    assert set(re.findall(r"Address:\s*([\d.]+)$", looked_up, re.MULTILINE)) - {"127.0.0.11"} == set(addresses)
+    def resolved() -> set[str]:
+        looked_up = edge.docker("exec", front[0], "nslookup", BACKEND).stdout
+        return set(re.findall(r"Address:\s*([\d.]+)$", looked_up, re.MULTILINE)) - {"127.0.0.11"}
+    # dnsrr: the service name resolves to every task's own address (no VIP), once
+    # the node's resolver has learnt of each task (gossip: within a second or two)
+    lab.wait_for(f"{BACKEND} resolving to {sorted(addresses)}", lambda: resolved() == set(addresses), 15, 0.5)
     for address, name in addresses.items():
         answer = edge.docker("exec", front[0], "wget", "-q", "-O", "-", f"http://{address}:{PORT}/")
         assert answer.stdout.strip() == name, f"{address} on {NETWORK}"
