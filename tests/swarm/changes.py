@@ -51,10 +51,3 @@ MIDDLEWARE_CHANGES: dict[tuple[str, ...], tuple[Any, str]] = {
     ("tls", "options", "default", "sniStrict"): (False, "only Traefik's default certificate exists"),
 }
 
-# Hostnames of the swarm stack this suite does not prove, with why: not a change
-# to the platform, a gap in the proof
-NOT_PROVEN = {
-    "traefik.4lb.ca": "Traefik's dashboard router (service api@internal, labels on the traefik "
-                      "service itself) answers 404 in the lab, with no error logged; the cause is "
-                      "not found yet, and the one-host suite proves the same labels",
-}
