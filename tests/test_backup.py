@@ -768,9 +768,12 @@ def rewrite_checksum(path: Path) -> None:
     path.with_name(path.name + ".sha256").write_text(f"{sha256_of(path)}  {path.name}\n")
 
 
-def check_a_damaged_copy(box: BackupRoot, damage) -> tuple[subprocess.CompletedProcess, dict]:
-    """The restore check of a copy of the drill's run, damaged by `damage(run_dir)`,
-    named a minute later so that it is the newest run."""
+def assert_the_check_fails(drill, damage, message: str, artifact: str) -> None:
+    """The restore check of a copy of the drill's (good) run, damaged by
+    `damage(run_dir)`, named a minute later so that it is the newest run: it fails
+    with `message`, on `artifact` alone, and the alert fires."""
+    box, result, _, _ = drill
+    ok(result)
     (run,) = box.runs()
     newer = (datetime.strptime(run, "%Y%m%dT%H%M%SZ") + timedelta(minutes=1)).strftime(
         "%Y%m%dT%H%M%SZ")
@@ -786,7 +789,8 @@ def check_a_damaged_copy(box: BackupRoot, damage) -> tuple[subprocess.CompletedP
     status = box.verify_status()
     assert status["fourlb_backup_verify_success"] == 0
     assert alert_fires(status)
-    return checked, status
+    assert message in checked.stderr, checked.stderr
+    assert failed_artifacts(status) == {artifact}
 
 
 def failed_artifacts(status: dict) -> set[str]:
@@ -799,11 +803,8 @@ def test_a_truncated_dump_fails_the_restore_check(drill):
         dump = run_dir / "db-orchestrator.dump"
         dump.write_bytes(dump.read_bytes()[: dump.stat().st_size * 2 // 3])
         rewrite_checksum(dump)  # truncated before its checksum was taken: pg_restore must notice
-    box, result, _, _ = drill
-    ok(result)
-    checked, status = check_a_damaged_copy(box, truncate)
-    assert "FAILED: db-orchestrator.dump: pg_restore failed" in checked.stderr, checked.stderr
-    assert failed_artifacts(status) == {"db-orchestrator.dump"}
+    assert_the_check_fails(drill, truncate, "FAILED: db-orchestrator.dump: pg_restore failed",
+                           "db-orchestrator.dump")
 
 
 def test_a_row_count_unlike_the_dumps_fails_the_restore_check(drill):
@@ -811,12 +812,8 @@ def test_a_row_count_unlike_the_dumps_fails_the_restore_check(drill):
         tables = run_dir / "db-toilettage.tables"
         tables.write_text(tables.read_text().replace("public.appointments\t500", "public.appointments\t499"))
         rewrite_checksum(tables)
-    box, result, _, _ = drill
-    ok(result)
-    checked, status = check_a_damaged_copy(box, miscount)
-    assert ("FAILED: db-toilettage.dump: table public.appointments has 500 rows after the restore, "
-            "the dump recorded 499") in checked.stderr, checked.stderr
-    assert failed_artifacts(status) == {"db-toilettage.dump"}
+    assert_the_check_fails(drill, miscount, "FAILED: db-toilettage.dump: table public.appointments "
+                           "has 500 rows after the restore, the dump recorded 499", "db-toilettage.dump")
 
 
 def test_a_torn_sqlite_snapshot_fails_the_restore_check(drill):
@@ -837,23 +834,16 @@ def test_a_torn_sqlite_snapshot_fails_the_restore_check(drill):
         finally:
             shutil.rmtree(unpacked)
         rewrite_checksum(archive)  # torn while it was copied, as tar used to copy it
-    box, result, _, _ = drill
-    ok(result)
-    checked, status = check_a_damaged_copy(box, tear)
-    assert ("FAILED: volume-grafana_data.tar.gz: SQLite database ./grafana.db fails PRAGMA "
-            "integrity_check") in checked.stderr, checked.stderr
-    assert failed_artifacts(status) == {"volume-grafana_data.tar.gz"}
+    assert_the_check_fails(drill, tear, "FAILED: volume-grafana_data.tar.gz: SQLite database "
+                           "./grafana.db fails PRAGMA integrity_check", "volume-grafana_data.tar.gz")
 
 
 def test_a_wrong_checksum_fails_the_restore_check(drill):
     def wrong_sum(run_dir: Path) -> None:
         (run_dir / "volume-redis_data.tar.gz.sha256").write_text(
             f"{hashlib.sha256(b'another file').hexdigest()}  volume-redis_data.tar.gz\n")
-    box, result, _, _ = drill
-    ok(result)
-    checked, status = check_a_damaged_copy(box, wrong_sum)
-    assert "FAILED: volume-redis_data.tar.gz: checksum mismatch" in checked.stderr, checked.stderr
-    assert failed_artifacts(status) == {"volume-redis_data.tar.gz"}
+    assert_the_check_fails(drill, wrong_sum, "FAILED: volume-redis_data.tar.gz: checksum mismatch",
+                           "volume-redis_data.tar.gz")
 
 
 def test_no_run_to_check_fails_the_restore_check(scratch):
