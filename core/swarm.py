@@ -32,6 +32,7 @@ from config.errors import Problem, StackConfigError
 from config.models import StackConfig
 
 from . import catalog
+from .live_config import WRITER_SUFFIX
 from .model import Container, DnsRecord, Plan, Upload, secret_names_in
 from .traefik import SWARM_REFRESH_S
 # an old task keeps serving this long after its replacement started: Traefik
@@ -140,7 +141,7 @@ def _service(container: Container, config: StackConfig, problems: list[Problem])
 
 def _kind(container: Container) -> str:
     """The catalog role of a container, its writer's included."""
-    spec = catalog.SERVICES_BY_NAME.get(container.name.removesuffix("-config"))
+    spec = catalog.SERVICES_BY_NAME.get(container.name.removesuffix(WRITER_SUFFIX))
     return spec.role if spec else container.role
 
 

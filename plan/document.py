@@ -16,6 +16,7 @@ from core.edge import edge_owner
 from core.catalog import GENERATED_VOLUMES
 from core.model import SELF_HEADERS, Container, Plan, Route
 from core.deploy_checks import DNS_TARGET_KEY
+from core.networks import reachability
 from core.swarm import swarm_plan
 from core.traefik import CERT_RESOLVER, application_headers, effective_headers
 
@@ -56,8 +57,18 @@ def plan_document(config: StackConfig, plan: Plan) -> dict[str, Any]:
                      for n in plan.networks},
         "volumes": _volumes(plan),
         "secrets": sorted(s.name for s in plan.secrets),
+        "reached_by": _reached_by(plan),
         **({"swarm": _swarm(config, plan)} if config.engine == "swarm" else {}),
     }
+
+
+def _reached_by(plan: Plan) -> dict[str, list[str]]:
+    """Each listening container -> the containers of this plan that reach its port."""
+    reached: dict[str, set[str]] = {c.name: set() for c in plan.containers if c.port}
+    for (source, target, _), answers in reachability(plan.containers).items():
+        if answers:
+            reached[target].add(source)
+    return {name: sorted(sources) for name, sources in reached.items()}
 
 
 def _swarm(config: StackConfig, plan: Plan) -> dict[str, Any]:

@@ -96,17 +96,12 @@ def _networks(document: dict[str, Any]) -> list[str]:
         "(README, \"Networks\").",
         "", "Who reaches whom (a container reaches another only where they share a network; "
         "the other stacks of the host add theirs on the networks they share):", "",
-        *_reached_by(document["containers"])]
+        *_reached_by(document)]
 
 
-def _reached_by(containers: dict[str, Any]) -> list[str]:
-    rows = []
-    for name, target in sorted(containers.items()):
-        if not target["port"]:
-            continue
-        sources = sorted(other for other, c in containers.items()
-                         if other != name and set(c["networks"]) & set(target["networks"]))
-        rows.append((code(f"{name}:{target['port']}"), ", ".join(sources) or "_nothing_"))
+def _reached_by(document: dict[str, Any]) -> list[str]:
+    rows = [(code(f"{name}:{document['containers'][name]['port']}"), ", ".join(sources) or "_nothing_")
+            for name, sources in sorted(document.get("reached_by", {}).items())]
     return table(("Listening", "Reached by"), rows)
 
 

@@ -87,3 +87,12 @@ def test_a_site_with_egress_gets_a_way_out_on_its_own_network_only():
     networks = {n.name: n for n in plan.networks}
     assert plan.container("jsr-solutions-prod").networks == ("edge-jsr-solutions-prod",)
     assert networks["edge-jsr-solutions-prod"].internal is False
+
+
+def test_the_plan_shows_who_reaches_a_port_where_it_listens():
+    from plan.document import plan_document
+    config, plan = load_plan("prod", PROJECT)
+    reached_by = plan_document(config, plan)["reached_by"]
+    # its scrape targets share networks with Prometheus, but it does not listen there
+    assert reached_by["prometheus"] == ["grafana", "prometheus-config", "traefik"]
+    assert reached_by["jsr-solutions-prod"] == ["traefik"]
