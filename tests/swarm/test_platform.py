@@ -195,7 +195,7 @@ def test_draining_a_node_that_runs_a_site_task_fails_no_request(platform: SwarmP
             # every task of the site, whatever its desired state: the drained one's turns
             # to shutdown at once, while its container still runs
             tasks = platform.manager.api("GET", "/tasks", query={"filters": {"service": [SITE]}})
-            still_there = [t for t in tasks if t["NodeID"] == node.swarm_id
+            still_there = [t for t in tasks if t.get("NodeID") == node.swarm_id
                            and t["Status"]["State"] in ("running", "starting", "preparing")]
             elsewhere = [t for t in platform.running_tasks(SITE) if t["NodeID"] != node.swarm_id]
             return not still_there and len(elsewhere) == 2
