@@ -687,6 +687,8 @@ def test_a_database_written_during_the_snapshot_is_copied_at_one_commit(scratch,
     copy = sqlite3.connect(box.root / "extracted" / "grafana.db")
     try:
         assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        # restored, it is opened in the journal mode the live database had
+        assert copy.execute("PRAGMA journal_mode").fetchone() == (journal_mode,)
         (rows,) = copy.execute("SELECT count(*) FROM dashboard").fetchone()
     finally:
         copy.close()
