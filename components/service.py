@@ -14,6 +14,8 @@ from config.loading import PROJECT_DIR
 from core.model import SECRET_PLACEHOLDER, Container
 from core.traefik import instance_suffix
 
+from .connection import connect
+
 # How long `pulumi up` waits for a new container to become healthy before it
 # gives up (and, for start-first updates, before it would remove the old one).
 HEALTH_WAIT_S = 180
@@ -96,7 +98,7 @@ class Service(pulumi.ComponentResource):
             labels=[docker.ContainerLabelArgs(label=k, value=v) for k, v in container.labels],
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(name=networks[n], aliases=aliases(container, n))
-                for n in container.networks
+                for n in container.created_on
             ],
             volumes=[
                 docker.ContainerVolumeArgs(
@@ -120,7 +122,7 @@ class Service(pulumi.ComponentResource):
             entrypoints=list(container.entrypoint) or None,
             user=container.user,
             # a container on no network of the plan gets none at all (not Docker's bridge)
-            network_mode=None if container.networks else "none",
+            network_mode=None if container.created_on else "none",
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=list(healthcheck.test),
                 interval=f"{healthcheck.interval_s}s",
@@ -142,6 +144,9 @@ class Service(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=not start_first,
                                         depends_on=list(after)),
         )
+        for network in container.connected_networks:
+            connect(f"{container.name}-on-{network}", self.container.id, networks[network],
+                    pulumi.ResourceOptions(parent=self))
         if container.settle_s:
             # Pulumi replaces start-first: create the new container (healthy,
             # wait=True), update what depends on it, then delete the old one.

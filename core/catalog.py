@@ -276,7 +276,10 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         port=TRAEFIK_OPS_PORT,
         route=RouteSpec("traefik", admin=True, internal_service="api@internal"),
         volumes=(("traefik_certs", "/letsencrypt"), ("traefik_logs", "/var/log/traefik")),
-        healthcheck=HealthCheck(("CMD", "traefik", "healthcheck", "--ping")),
+        # Docker's first check comes one interval after the start, and `pulumi up`
+        # connects the client sites' networks (core.networks) once it is healthy:
+        # a short interval keeps a replaced edge's sites away for seconds only
+        healthcheck=HealthCheck(("CMD", "traefik", "healthcheck", "--ping"), interval_s=3),
         memory_mb=256,
         # holds the host's ports 80/443: the old one must release them first
         update_order="stop-first",

@@ -179,6 +179,16 @@ class Container:
     egress: bool = False
     # (network, alias): listens only there, under that extra name (catalog.ServiceSpec)
     listen_on: Optional[tuple[str, str]] = None
+    # those of `networks` it is connected to once it runs, by a resource of their
+    # own, instead of at creation: a container's networks are replace-on-change,
+    # a connection is not. The edge joins each client site's network this way
+    # (core.networks), so that adding a site restarts nothing.
+    connected_networks: tuple[str, ...] = ()
+
+    @property
+    def created_on(self) -> tuple[str, ...]:
+        """The networks it is created on: all of them but those connected later."""
+        return tuple(n for n in self.networks if n not in self.connected_networks)
 
     @property
     def address(self) -> str:

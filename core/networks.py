@@ -8,6 +8,14 @@ one network with the edge, `edge-stack-<stack>`, declared by the edge's stack:
 adding a dev site then changes nothing in prod, and they reach nothing of prod's
 but Traefik.
 
+Traefik is created on its fixed networks and connected to each client site's
+network by a connection of its own (Container.connected_networks, rendered as a
+`docker network connect` by components.connection): a container's networks are
+replace-on-change in the Docker provider, so a site added to its creation list
+would restart the edge. A connection made afterwards is not read back into the
+container's state (the provider sets `networks_advanced` on read only when the
+program declares none), so it causes no drift either.
+
 The other networks are the catalog's (core.catalog): each joins the services
 that talk to each other. An internal one that only one container of the stack
 would join (its peers are switched off) connects nothing and is left out.
@@ -50,6 +58,7 @@ def with_edge_networks(containers: list[Container], config: StackConfig, stack: 
                 for c in containers]
     result: list[Container] = []
     edges: list[str] = []
+    sites: list[str] = []  # the networks that come and go with the stack's client sites
     for container in containers:
         if container.routes and container.name != EDGE and container.listen_on:
             # reached where it listens, with the peers already there
@@ -57,18 +66,21 @@ def with_edge_networks(containers: list[Container], config: StackConfig, stack: 
             container = replace(container, edge_network=container.listen_on[0])
         elif container.routes and container.name != EDGE:
             own = edge_network(container.name)
-            edges.append(own)
+            (sites if container.role == "site" else edges).append(own)
             container = replace(container, networks=(own,) + container.networks, edge_network=own)
         result.append(container)
     edges += [stack_edge_network(other) for other in served_stacks]
-    return [replace(c, networks=c.networks + tuple(edges), edge_network=config.shared_network)
+    return [replace(c, networks=c.networks + tuple(edges + sites), connected_networks=tuple(sites),
+                    edge_network=config.shared_network)
             if c.name == EDGE else c for c in result]
 
 
 def without_lonely_networks(containers: list[Container]) -> list[Container]:
     members = Counter(n for c in containers for n in c.networks)
     lonely = {n for n in catalog.INTERNAL_NETWORKS if members[n] == 1}
-    return [replace(c, networks=tuple(n for n in c.networks if n not in lonely)) for c in containers]
+    return [replace(c, networks=tuple(n for n in c.networks if n not in lonely),
+                    connected_networks=tuple(n for n in c.connected_networks if n not in lonely))
+            for c in containers]
 
 
 def declared_networks(containers: Iterable[Container], config: StackConfig, stack: str,

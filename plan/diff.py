@@ -169,9 +169,11 @@ def _container_change(name: str, before: dict[str, Any], after: dict[str, Any]) 
     replaced = any(f.field in REPLACING_FIELDS for f in fields)
     # stop-first: the old container goes before the new one starts (see core.model)
     downtime = replaced and after.get("update_order") == "stop-first"
+    note = "stop-first: down until its replacement is healthy" if downtime else ""
+    if not replaced and any(f.field == "connected_networks" for f in fields):
+        note = "connected or disconnected while it runs: not restarted"
     return Change(name, "replaced" if replaced else "updated",
-                  before=before["image"], after=after["image"], fields=tuple(fields),
-                  note="stop-first: down until its replacement is healthy" if downtime else "")
+                  before=before["image"], after=after["image"], fields=tuple(fields), note=note)
 
 
 def _on_swarm(changes: tuple[Change, ...], base: dict[str, Any],
@@ -209,7 +211,8 @@ def _field_change(key: str, before: Any, after: Any) -> FieldChange:
         return FieldChange(key, names=_changed_keys(before, after))
     if key == "mounts":
         return FieldChange(key, names=_changed_keys(_by_target(before), _by_target(after)))
-    if key in ("networks", "published_ports", "security_opts", "secrets", "volumes"):
+    if key in ("networks", "connected_networks", "published_ports", "security_opts", "secrets",
+               "volumes"):
         return FieldChange(key, names=tuple(sorted(set(before or ()) ^ set(after or ()))))
     return FieldChange(key)
 

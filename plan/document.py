@@ -129,7 +129,9 @@ def _container(container: Container) -> dict[str, Any]:
         "image": container.image,
         "role": container.role,
         "port": container.port,
-        "networks": list(container.networks),
+        # created on these (replace-on-change); connected to the others once it runs
+        "networks": list(container.created_on),
+        "connected_networks": list(container.connected_networks),
         "volumes": sorted({m.volume for m in container.mounts if m.volume}),
         "update_order": container.update_order,
         "env": {name: fingerprint(value) for name, value in container.env},

@@ -68,11 +68,17 @@ def _dns(document: dict[str, Any]) -> list[str]:
 
 def _containers(document: dict[str, Any]) -> list[str]:
     rows = [(
-        code(name), code(c["image"]), c["role"], ", ".join(c["networks"]),
+        code(name), code(c["image"]), c["role"], _networks_of(c),
         ", ".join(c["volumes"]), c["update_order"], c["memory_mb"],
     ) for name, c in sorted(document["containers"].items())]
     return table(("Container", "Image", "Role", "Networks", "Volumes", "Update order",
                   "Memory (MB)"), rows)
+
+
+def _networks_of(container: dict[str, Any]) -> str:
+    joined = ", ".join(container["networks"])
+    connected = container.get("connected_networks") or ()
+    return joined + (f"; connected once running: {', '.join(connected)}" if connected else "")
 
 
 def _volumes(document: dict[str, Any]) -> list[str]:

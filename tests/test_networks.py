@@ -96,3 +96,19 @@ def test_the_plan_shows_who_reaches_a_port_where_it_listens():
     # its scrape targets share networks with Prometheus, but it does not listen there
     assert reached_by["prometheus"] == ["grafana", "prometheus-config", "traefik"]
     assert reached_by["jsr-solutions-prod"] == ["traefik"]
+
+
+def test_the_edge_is_connected_to_each_client_site_network_once_it_runs():
+    """Created on its fixed networks, so that the client sites can come and go
+    without replacing it (core.networks, components.connection)."""
+    values = dict(StackFile("prod", PROJECT).values)
+    values["sites"] = {**values["sites"], "toilettage": {
+        "image": "toilettage-web:1.0.0", "hostnames": ["shop.jsr-solutions.ca"]}}
+    plan = build_plan(parse_stack_config("prod", values), "prod", ("dev",))
+    traefik = plan.container("traefik")
+    assert traefik.connected_networks == ("edge-jsr-solutions-prod", "edge-toilettage")
+    assert set(traefik.connected_networks) <= set(traefik.networks)
+    assert not set(traefik.connected_networks) & set(traefik.created_on)
+    # the platform's own services and the sites stacks it serves are there from its creation
+    assert {"edge-code-server", "edge-grafana", "edge-stack-dev", "unified-net"} <= set(traefik.created_on)
+    assert all(not c.connected_networks for c in plan.containers if c.name != "traefik")

@@ -11,8 +11,10 @@ import sys
 
 import pytest
 
-from tests.mocks import PROJECT_DIR, plain, stack_config
+from components.connection import CONTAINER_VAR, NETWORK_VAR
+from tests.mocks import DOCKER_HOST, PROJECT_DIR, plain, stack_config
 
+COMMAND = "command:local:Command"
 LONG_LIVED = ("traefik", "prometheus", "alertmanager", "grafana")
 WRITERS = tuple(f"{name}-config" for name in LONG_LIVED)
 
@@ -35,6 +37,7 @@ CHANGES = {
     "bouncer key rotated": {"secrets": {"fourlb:crowdsecBouncerKey": "a-new-bouncer-key"}},
     "alert threshold": {"overrides": {"fourlb:alerting": json.dumps(
         {**_values("fourlb:alerting"), "cpuPercent": 75})}},
+    "client site added": {"overrides": {"fourlb:sites": _sites_plus_one()}},
 }
 
 
@@ -52,24 +55,23 @@ def test_an_everyday_change_restarts_nothing_long_lived(deploy, prod_run, change
     assert moved, f"{change} reaches no writer: where did it go?"
 
 
-def test_a_client_site_added_replaces_the_edge_only_for_its_own_network(deploy, prod_run):
-    """The cost of a network per site (core.networks): Traefik joins the new
-    site's network, and Docker networks of a container are replace-on-change.
-    Only that differs; the monitoring reloads its new scrape rules."""
+def test_a_client_site_added_connects_the_edge_to_its_network(deploy, prod_run):
+    """The edge joins the new site's own network (core.networks) by a connection
+    of its own, made while it runs: its container's inputs stay the same."""
     changed = deploy("prod", overrides={"fourlb:sites": _sites_plus_one()})
     assert changed.error is None, changed.error
-    for name in LONG_LIVED:
-        before, after = inputs(prod_run, name), inputs(changed, name)
-        if name != "traefik":
-            assert after == before, f"a client site added would replace {name}"
-            continue
-        assert {k: v for k, v in after.items() if k != "networksAdvanced"} == {
-            k: v for k, v in before.items() if k != "networksAdvanced"}
-        added = ([n["name"] for n in after["networksAdvanced"]],
-                 [n["name"] for n in before["networksAdvanced"]])
-        assert sorted(set(added[0]) - set(added[1])) == ["edge-toilettage"]
-        assert set(added[1]) <= set(added[0])
-    assert inputs(changed, "prometheus-config") != inputs(prod_run, "prometheus-config")
+    def connections(run) -> dict[str, dict]:
+        return {r.name: plain(r.inputs) for r in run.of_type(COMMAND)
+                if CONTAINER_VAR in (r.inputs.get("environment") or {})}
+    new = {name: c for name, c in connections(changed).items()
+           if name not in connections(prod_run)}
+    assert list(new) == ["traefik-on-edge-toilettage"], new
+    connection = new["traefik-on-edge-toilettage"]
+    assert connection["environment"] == {NETWORK_VAR: "edge-toilettage", CONTAINER_VAR: "traefik-id",
+                                         "DOCKER_HOST": DOCKER_HOST}
+    assert "docker network connect" in connection["create"]
+    assert "docker network disconnect" in connection["delete"]
+    assert "edge-toilettage" not in [n["name"] for n in inputs(changed, "traefik")["networksAdvanced"]]
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +81,30 @@ def prod_run(deploy):
     return run
 
 
-def test_plan_diff_shows_no_edge_restart_for_a_rate_limit(tmp_path):
+SITE_ADDED = """    toilettage:
+      image: toilettage-web:1.0.0
+      hostnames:
+        - shop.jsr-solutions.ca
+"""
+STACK_EDITS = {  # (text to find in Pulumi.prod.yaml, text to put after it, what a writer replaces)
+    "rate limit": ("config:\n", "  fourlb:rateLimits:\n    defaultPerMinute: 120\n", "traefik-config"),
+    "client site added": ("  fourlb:sites:\n", SITE_ADDED, "prometheus-config"),
+}
+
+
+@pytest.mark.parametrize("edit", list(STACK_EDITS))
+def test_plan_diff_shows_no_edge_restart(tmp_path, edit):
+    anchor, added, writer = STACK_EDITS[edit]
     project = tmp_path / "project"
     subprocess.run(["git", "clone", "-q", str(PROJECT_DIR), str(project)], check=True, timeout=60)
     subprocess.run(["git", "-C", str(project), "checkout", "-q", "--detach"], check=True)
     stack_file = project / "Pulumi.prod.yaml"
-    stack_file.write_text(stack_file.read_text().replace(
-        "config:\n", "config:\n  fourlb:rateLimits:\n    defaultPerMinute: 120\n", 1))
+    assert anchor in stack_file.read_text()
+    stack_file.write_text(stack_file.read_text().replace(anchor, anchor + added, 1))
     result = subprocess.run([sys.executable, "-m", "plan", "diff", "prod", "--base", "HEAD"],
                             cwd=project, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     replaced = [line for line in result.stdout.splitlines() if " replaced" in line]
-    assert replaced and all(line.split()[1] == "traefik-config" for line in replaced), replaced
+    assert replaced and all(line.split()[1] == writer for line in replaced), replaced
+    if edit == "client site added":
+        assert "~ traefik updated: connected_networks (edge-toilettage)" in result.stdout, result.stdout

@@ -121,6 +121,10 @@ CONTAINER_CHANGES: dict[str, str] = {
                 "(--iptables=false), so nothing else would stop the host from routing between two "
                 "networks; on the real host Docker's own rules (DOCKER-ISOLATION chains) drop that "
                 "traffic. Containers reach the host itself, and the host them, as before",
+    "connections": "a container's connections to more networks (components.connection) run "
+                   "the declared scripts with the docker CLI right after the container starts, "
+                   "against this engine: DOCKER_HOST is this engine's, and CONTAINER the ID this "
+                   "engine gave the container (the mocks' ID is a placeholder)",
     "uploads": "stand-ins only: one more file, /standin/listen (port and name of the stand-in)",
     "exposed ports": "the traefik container exposes 80/tcp, as the traefik image does (EXPOSE 80): "
                      "Traefik's docker provider needs a port for the default service of a "

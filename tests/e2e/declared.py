@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import yaml
 
+from components.connection import CONTAINER_VAR, NETWORK_VAR
 from core.edge import load_plan
 from core.live_config import writer_name
 from core.traefik import DYNAMIC_DIR
@@ -21,6 +22,7 @@ from tests.mocks import Run, plain
 from .changes import DYNAMIC
 
 NETWORK = "docker:index/network:Network"
+COMMAND = "command:local:Command"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 BUILT_IMAGE = "docker:index/image:Image"
 _PORT_LABEL = re.compile(r"^traefik\.http\.services\.([^.]+)\.loadbalancer\.server\.port$")
@@ -83,11 +85,23 @@ class DeclaredContainer:
 
 
 @dataclass(frozen=True)
+class DeclaredConnection:
+    """A running container connected to a network (components.connection): the
+    scripts and environment the Command runs."""
+    service: str  # the container's, whose ID the mocks hand back as "<service>-id"
+    network: str
+    create: str
+    delete: str
+    environment: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Declared:
     stack: str
     plan: Plan
     networks: tuple[DeclaredNetwork, ...]
     containers: tuple[DeclaredContainer, ...]
+    connections: tuple[DeclaredConnection, ...] = ()
 
     def container(self, service: str) -> DeclaredContainer:
         for container in self.containers:
@@ -107,7 +121,21 @@ def declared(run: Run) -> Declared:
         for i in (plain(r.inputs) for r in run.of_type(NETWORK)))
     containers = tuple(_container(run, service, plain(resource.inputs), plan_ports.get(service))
                        for service, resource in run.containers.items())
-    return Declared(run.stack, plan, networks, containers)
+    return Declared(run.stack, plan, networks, containers, _connections(run))
+
+
+def _connections(run: Run) -> tuple[DeclaredConnection, ...]:
+    found = []
+    for command in run.of_type(COMMAND):
+        inputs = plain(command.inputs)
+        environment = inputs.get("environment") or {}
+        if CONTAINER_VAR not in environment:
+            continue  # another command (a start-first settle)
+        service = environment[CONTAINER_VAR].removesuffix("-id")
+        assert service in run.containers, f"{command.name}: no container {service}"
+        found.append(DeclaredConnection(service, environment[NETWORK_VAR], inputs["create"],
+                                        inputs["delete"], environment))
+    return tuple(found)
 
 
 def _image_of(run: Run, service: str) -> str:

@@ -146,8 +146,10 @@ class Engine:
             self._ssh = dial_stdio_command(target)
             # the socket on the far side, that dial-stdio connects to
             self.path = urllib.parse.urlsplit(target).path or DEFAULT_SOCKET
+            self.url = target
         else:
             self.path = path or socket_path()
+            self.url = f"unix://{self.path}"  # DOCKER_HOST for the docker CLI
         self.timeout = timeout
         self._api: Optional[str] = None
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
+import os
 import re
+import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from components.connection import CONTAINER_VAR
 from core.live_config import WRITER_SUFFIX
 
 from . import standin
@@ -208,7 +211,26 @@ class Platform:
             self.engine.connect(network, ident, list(aliases))
         self.engine.put_archive(ident, uploads_tar(container))
         self.engine.start(ident)
+        self.connect(container, ident)
         return ident
+
+    def connect(self, container: DeclaredContainer, ident: str) -> None:
+        """Runs the container's connections (components.connection) as pulumi-command
+        would once it exists: the declared scripts, with the docker CLI, against this
+        engine (changes.CONTAINER_CHANGES["connections"])."""
+        stack = next(s for s in self.stacks if s.stack == container.stack)
+        for connection in stack.connections:
+            if connection.service == container.service:
+                result = self.run_script(connection.create, {**connection.environment,
+                                                              CONTAINER_VAR: ident})
+                assert result.returncode == 0, (f"{container.service} on {connection.network}: "
+                                                f"{result.stdout}{result.stderr}")
+
+    def run_script(self, script: str, environment: dict[str, str]) -> subprocess.CompletedProcess:
+        """A declared shell script, as pulumi-command runs it, against this engine."""
+        return subprocess.run(["sh", "-c", script],
+                              env={**os.environ, **environment, "DOCKER_HOST": self.engine.url},
+                              capture_output=True, text=True, timeout=60)
 
     def run_all(self, containers: Optional[Iterable[DeclaredContainer]] = None) -> None:
         """As `pulumi up` orders them: the configuration writers first, until their

@@ -105,8 +105,11 @@ def test_containers_run_with_the_declared_inputs(platform: Platform, stacks: dic
         assert inspected["Name"] == "/" + container.name
         assert config["Labels"] == {**container.labels, changes.E2E_LABEL[0]: changes.E2E_LABEL[1]}, where
         networks = inspected["NetworkSettings"]["Networks"]
+        connected = {c.network for c in stacks[container.stack].connections
+                     if c.service == container.service}
         # a container on none of the plan's networks is on Docker's "none"
-        assert set(networks) == ({name for name, _ in container.networks} or {"none"}), where
+        assert set(networks) == ({name for name, _ in container.networks} | connected
+                                 or {"none"}), where
         for name, aliases in container.networks:
             assert set(aliases) <= set(networks[name]["Aliases"] or ()), (where, name)
         contract = real_contract(container)
