@@ -19,24 +19,19 @@ from typing import Iterator
 
 import pytest
 
-from config.loading import StackFile
 from core.edge import load_plan
-from core.live_config import writer_name
 
-from . import changes, standin
-from .declared import DYNAMIC_VOLUME, Declared, declared, dynamic_writer, traefik_files
+from . import standin
+from .declared import Declared, declared
 from .engine import Engine
-from .expectations import HOSTNAMES, PROOF, ROUTES, STACKS, checks_for
+from .expectations import HOSTNAMES, PROOF, STACKS, checks_for
+from .edge_setup import ADMIN_PASSWORD, running_edge
 from .harness import Edge
 from .platform import Platform
 from .polling import poll
-from .traefik_process import (PID_FILE, Traefik, binary, binary_version, free_port, refused_port,
-                              stop_stale_traefik, write_static)
+from .traefik_process import (PID_FILE, binary, stop_stale_traefik)
 
 E2E_DIR = Path(__file__).resolve().parent
-# Given to the program as the secret fourlb:adminPassword, so that the basic-auth
-# hash in Traefik's file is a real bcrypt hash of it (the mocks' generated one is not).
-ADMIN_PASSWORD = "e2e-admin-password-4lb"
 HEALTHY_WITHIN_S = 60  # health checks run every 15s: the first success comes after one interval
 ROUTED_WITHIN_S = 30
 LOCK_WAIT_S = 300
@@ -181,24 +176,8 @@ def routed(platform: Platform):
 @pytest.fixture(scope="session")
 def edge(platform: Platform, run_dir: Path, stacks: dict[str, Declared], traefik_binary: Path,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
-    workdir = tmp_path_factory.mktemp("traefik")
-    holder, acme_port = refused_port()
-    here = changes.Here(web_port=free_port(), websecure_port=free_port(), ops_port=free_port(),
-                        acme_port=acme_port, docker_endpoint=platform.engine.endpoint, workdir=workdir,
-                        dynamic_dir=platform.volume_directory(DYNAMIC_VOLUME))
-    static, dynamic = traefik_files(stacks["prod"])
-    tree = changes.rewrite_for_here(changes.production_tree(static, dynamic), here)
-    static_file = write_static(tree, here)
-    # the writer installs the file provider's files, with the changes for here
-    platform.replace(stacks["prod"].container(writer_name("traefik")),
-                     dynamic_writer(stacks["prod"], tree))
-    traefik = Traefik(traefik_binary, static_file, workdir / "traefik.log", here)
-    dashboard = next(r.host for r in ROUTES if r.internal_service == "api@internal")
-    user = StackFile("prod").config().admin_user
-    try:
-        traefik.start(pid_file=run_dir / PID_FILE)
-        traefik.wait_ping(timeout_s=15)
-        edge = Edge(traefik, here, (user, ADMIN_PASSWORD), binary_version(traefik_binary), dashboard)
+    with running_edge(platform, stacks["prod"], traefik_binary, tmp_path_factory.mktemp("traefik"),
+                      run_dir / PID_FILE) as edge:
         FACTS["traefik"] = edge.version
         MILESTONES["traefik answering /ping"] = _since_start()
         platform.wait_healthy(routed(platform), HEALTHY_WITHIN_S)
@@ -206,9 +185,6 @@ def edge(platform: Platform, run_dir: Path, stacks: dict[str, Declared], traefik
         edge.wait_routers({name for c in routed(platform) for name in c.routers()}, ROUTED_WITHIN_S)
         MILESTONES["traefik serving every declared router"] = _since_start()
         yield edge
-    finally:
-        traefik.stop()
-        holder.close()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -229,7 +205,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if "zero-downtime" in FACTS:
         write(f"  zero-downtime update of a site under load: {FACTS['zero-downtime']}")
     for key in sorted(k for k in FACTS if k.startswith(("redeploy, ", "reload, ", "traefik replaced",
-                                                        "access log", "reachability"))):
+                                                        "access log", "reachability", "takeover"))):
         write(f"  {key}: {FACTS[key]}")
     for label, seconds in DURATIONS.items():
         write(f"  {label}: {seconds:.1f}s")

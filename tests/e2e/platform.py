@@ -177,16 +177,20 @@ class Platform:
         self.engine.build(standin.context_tar(context), standin.TAG, dict([E2E_LABEL]))
         real_images.build_all(self.engine, self.real_contracts())
 
-    def create_volumes(self) -> None:
-        """The declared volumes the real programs mount (new and empty, as on a new host)."""
+    def create_volumes(self, adopted: Iterable[str] = ()) -> list[str]:
+        """The declared volumes the real programs mount (new and empty, as on a new
+        host), but those `adopted` (a takeover: they are there, with their data).
+        Returns the names it created."""
+        adopted = set(adopted)
         names = sorted({v["volumeName"] for c in self.containers if real_contract(c) or is_writer(c)
-                        for v in c.volumes if v.get("volumeName")})
+                        for v in c.volumes if v.get("volumeName")} - adopted)
         existing = {v["Name"]: v for v in self.engine.volumes()}
         foreign = [n for n in names if n in existing
                    and (existing[n].get("Labels") or {}).get(E2E_LABEL[0]) != E2E_LABEL[1]]
         assert not foreign, f"volumes not made by these tests exist on this engine: {foreign}; refusing to use them"
         for name in names:
             self.engine.create_volume(name, dict([E2E_LABEL]))
+        return names
 
     def create_networks(self) -> None:
         for stack in self.stacks:
