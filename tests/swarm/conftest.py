@@ -20,6 +20,8 @@ from tests.e2e.engine import Engine
 
 from .lab import Lab, cleanup_leftovers
 
+# the suite's figures (requests, failures, seconds to converge), printed at the end
+FIGURES: dict[str, str] = {}
 LAB_TOOLS = ("dockerd", "docker", "ip", "nsenter", "unshare", "mount", "umount")
 STANDIN_TAG = "fourlb-swarm-standin:latest"  # not the e2e tag: an e2e run may be using that one
 STANDIN_LABEL = {"fourlb.swarm-lab": "1"}
@@ -65,3 +67,10 @@ def standin_image(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield STANDIN_TAG
     finally:
         main.remove_image(STANDIN_TAG)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if FIGURES:
+        terminalreporter.write_sep("=", "fourlb on a three-node swarm")
+        for key, value in FIGURES.items():
+            terminalreporter.write_line(f"  {key}: {value}")

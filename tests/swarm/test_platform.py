@@ -18,10 +18,11 @@ import pytest
 from config.loading import StackFile
 from core.edge import load_plan
 from tests.e2e.engine import Engine
-from tests.e2e.conftest import ADMIN_PASSWORD
+from tests.e2e.edge_setup import ADMIN_PASSWORD
 from tests.mocks import EDGE_ADDRESSES
 
 from . import changes
+from .conftest import FIGURES
 from .lab import Lab
 from .platform import TRAEFIK_TAG, Declared, SwarmPlatform, build_traefik_image
 
@@ -31,7 +32,6 @@ BACKEND, BACKEND_HOST, BACKEND_PATH = "ai-orchestrator-backend", "ai.4lb.ca", "/
 LOAD_MAX_S = 90
 API_INTERVAL_S = 1.2  # under the AI API's 60 a minute
 ROUTED_WITHIN_S = 60
-FIGURES: dict[str, str] = {}
 # one request on port 80, redirects not followed: its status and Location
 PLAIN_HTTP = ("import http.client, sys; c = http.client.HTTPConnection(sys.argv[1], 80, timeout=5); "
               "c.request('GET', '/', headers={'Host': sys.argv[2]}); r = c.getresponse(); "
@@ -75,7 +75,6 @@ def platform(lab: Lab, standin_image: str, deploy, tmp_path_factory) -> Iterator
     FIGURES["platform up"] = f"{time.monotonic() - started:.1f}s from the first service to every route answering"
     platform.declared = declared  # type: ignore[attr-defined]
     yield platform
-    print("\nswarm figures:\n" + "\n".join(f"  {k}: {v}" for k, v in FIGURES.items()))
 
 
 def _wanted(service: str) -> str:
