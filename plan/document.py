@@ -131,7 +131,6 @@ def _container(container: Container) -> dict[str, Any]:
         "port": container.port,
         # created on these (replace-on-change); connected to the others once it runs
         "networks": list(container.created_on),
-        "connected_networks": list(container.connected_networks),
         "volumes": sorted({m.volume for m in container.mounts if m.volume}),
         "update_order": container.update_order,
         "env": {name: fingerprint(value) for name, value in container.env},
@@ -153,6 +152,9 @@ def _container(container: Container) -> dict[str, Any]:
         "logging": {"max_size": container.log_max_size, "max_files": container.log_max_files},
         "security_opts": list(container.security_opts),
         "secrets": sorted(container.secret_names()),
+        # only where there are some: a document without the key has none
+        **({"connected_networks": list(container.connected_networks)}
+           if container.connected_networks else {}),
     }
 
 

@@ -112,3 +112,14 @@ def test_the_edge_is_connected_to_each_client_site_network_once_it_runs():
     # the platform's own services and the sites stacks it serves are there from its creation
     assert {"edge-code-server", "edge-grafana", "edge-stack-dev", "unified-net"} <= set(traefik.created_on)
     assert all(not c.connected_networks for c in plan.containers if c.name != "traefik")
+
+
+def test_the_plan_document_names_connected_networks_only_where_there_are_some():
+    """A document written before connections existed has no such key: the others'
+    documents must not differ from it (plan diff would list every container)."""
+    from plan.document import plan_document
+    config, plan = load_plan("prod", PROJECT)
+    containers = plan_document(config, plan)["containers"]
+    assert [name for name, c in containers.items() if "connected_networks" in c] == ["traefik"]
+    assert containers["traefik"]["connected_networks"] == ["edge-jsr-solutions-prod"]
+    assert "edge-jsr-solutions-prod" not in containers["traefik"]["networks"]
