@@ -19,6 +19,8 @@ from .connection import connect
 # How long `pulumi up` waits for a new container to become healthy before it
 # gives up (and, for start-first updates, before it would remove the old one).
 HEALTH_WAIT_S = 180
+# the empty, read-only tmpfs laid over paths of a host bind (Container.tmpfs)
+TMPFS_KIB = 64
 
 
 def render(text: str, secrets: Mapping[str, pulumi.Output[str]]) -> pulumi.Input[str]:
@@ -114,7 +116,7 @@ class Service(pulumi.ComponentResource):
                                            permissions=u.mode)
                 for u in container.uploads
             ],
-            tmpfs={path: "ro,size=64k" for path in container.tmpfs} or None,
+            tmpfs={path: f"ro,size={TMPFS_KIB}k" for path in container.tmpfs} or None,
             ports=[docker.ContainerPortArgs(internal=p.internal, external=p.external,
                                             protocol=p.protocol)
                    for p in container.published_ports],

@@ -13,7 +13,7 @@ import pulumi_docker as docker
 
 from core.swarm import DIGEST, SwarmFile, SwarmService
 
-from .service import HEALTH_WAIT_S, aliases, image_of, render
+from .service import HEALTH_WAIT_S, TMPFS_KIB, aliases, image_of, render
 
 STOP_ON_FAILURE_MONITOR_S = 15  # how long a new task must stay up for an update to count
 
@@ -76,7 +76,14 @@ class SwarmServiceResource(pulumi.ComponentResource):
                     mounts=[docker.ServiceTaskSpecContainerSpecMountArgs(
                         target=m.target, type="volume" if m.volume else "bind",
                         source=m.volume or m.host_path, read_only=m.read_only)
-                        for m in container.mounts],
+                        for m in container.mounts] + [
+                        # as on one host (Container.tmpfs): empty and read-only, laid
+                        # over the host's socket directories under a bind of its root
+                        docker.ServiceTaskSpecContainerSpecMountArgs(
+                            target=path, type="tmpfs", read_only=True,
+                            tmpfs_options=docker.ServiceTaskSpecContainerSpecMountTmpfsOptionsArgs(
+                                size_bytes=TMPFS_KIB * 1024))
+                        for path in container.tmpfs],
                     configs=configs or None,
                     secrets=secret_refs or None,
                     healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(

@@ -128,18 +128,49 @@ def _host_path(path: str) -> str:
     return "/" + posixpath.normpath(path).lstrip("/")
 
 
-def _binds(props: Mapping[str, Any]) -> Iterator[tuple[str, bool]]:
-    """(normalised host path, read-only) of every bind mount."""
-    for item in _list(props.get("volumes")):
-        if isinstance(item, Mapping):
-            host_path = _plain(item.get("hostPath"))
-            if isinstance(host_path, str) and host_path:
-                yield _host_path(host_path), _plain(item.get("readOnly")) is True
-    for item in _list(props.get("mounts")):
+def _task_mounts(resource: Any) -> list[Any]:
+    """A swarm service's mounts (taskSpec.containerSpec.mounts): its containers'."""
+    spec = _plain(resource.props.get("taskSpec")) or {}
+    container = _plain(spec.get("containerSpec")) or {} if isinstance(spec, Mapping) else {}
+    return _list(container.get("mounts")) if isinstance(container, Mapping) else []
+
+
+def _binds(resource: Any) -> Iterator[tuple[str, str, bool]]:
+    """(normalised host path, target, read-only) of every bind mount, of a
+    container or of a swarm service's tasks."""
+    props = resource.props
+    mounts = _list(props.get("mounts")) if resource.resource_type == CONTAINER else _task_mounts(resource)
+    if resource.resource_type == CONTAINER:
+        for item in _list(props.get("volumes")):
+            if isinstance(item, Mapping):
+                host_path = _plain(item.get("hostPath"))
+                if isinstance(host_path, str) and host_path:
+                    yield (_host_path(host_path), str(_plain(item.get("containerPath"))),
+                           _plain(item.get("readOnly")) is True)
+    for item in mounts:
         if isinstance(item, Mapping) and _plain(item.get("type")) == "bind":
             source = _plain(item.get("source"))
             if isinstance(source, str) and source:
-                yield _host_path(source), _plain(item.get("readOnly")) is True
+                yield _host_path(source), str(_plain(item.get("target"))), _plain(item.get("readOnly")) is True
+
+
+def _tmpfs_paths(resource: Any) -> set[str]:
+    """Where an empty in-memory filesystem is laid (a container's tmpfs, a task's
+    tmpfs mounts)."""
+    if resource.resource_type == CONTAINER:
+        return {str(p).rstrip("/") for p in _plain(resource.props.get("tmpfs")) or {}}
+    return {str(_plain(m.get("target"))).rstrip("/") for m in _task_mounts(resource)
+            if isinstance(m, Mapping) and _plain(m.get("type")) == "tmpfs"}
+
+
+def _published_ports(resource: Any) -> list[Optional[int]]:
+    """The host ports a container or a swarm service's endpoint publishes."""
+    if resource.resource_type == CONTAINER:
+        return [_number(_plain(p.get("external"))) if isinstance(p, Mapping) else None
+                for p in _list(resource.props.get("ports"))]
+    endpoint = _plain(resource.props.get("endpointSpec")) or {}
+    ports = _list(endpoint.get("ports")) if isinstance(endpoint, Mapping) else []
+    return [_number(_plain(p.get("publishedPort"))) if isinstance(p, Mapping) else None for p in ports]
 
 
 def _number(value: Any) -> Optional[int]:
@@ -153,12 +184,13 @@ def _number(value: Any) -> Optional[int]:
 
 def check_docker_socket(resource: Any) -> list[str]:
     """Only the socket proxy mounts the Docker socket (or a directory holding
-    it), and read-only; the host root only for monitoring, read-only."""
-    if resource.resource_type != CONTAINER:
+    it), and read-only; the host root only for monitoring, read-only. The same
+    for a swarm service's tasks."""
+    if resource.resource_type not in (CONTAINER, SWARM_SERVICE):
         return []
     service = service_of(resource.props)
     problems = []
-    for path, read_only in _binds(resource.props):
+    for path, _, read_only in _binds(resource):
         if path in DOCKER_SOCKETS or path in SOCKET_DIRECTORIES:
             if service != SOCKET_PROXY:
                 problems.append(
@@ -179,14 +211,12 @@ def check_docker_socket(resource: Any) -> list[str]:
 
 def _unshadowed_sockets(resource: Any) -> list[str]:
     """Where the host root is bound, its socket directories must be hidden."""
-    hidden = set(_plain(resource.props.get("tmpfs")) or {})
+    hidden = _tmpfs_paths(resource)
     problems = []
-    for item in _list(resource.props.get("volumes")):
-        if not isinstance(item, Mapping) or not isinstance(_plain(item.get("hostPath")), str):
+    for path, target, _ in _binds(resource):
+        if path != HOST_ROOT:
             continue
-        if _host_path(_plain(item["hostPath"])) != HOST_ROOT:
-            continue
-        target = str(_plain(item.get("containerPath"))).rstrip("/")
+        target = target.rstrip("/")
         for directory in SOCKET_DIRECTORIES_UNDER_ROOT:
             if target + directory not in hidden:
                 problems.append(
@@ -196,22 +226,22 @@ def _unshadowed_sockets(resource: Any) -> list[str]:
 
 
 def check_host_ports(resource: Any) -> list[str]:
-    """Only Traefik publishes host ports, and only 80 and 443."""
-    if resource.resource_type != CONTAINER:
+    """Only Traefik publishes host ports, and only 80 and 443 (a container's,
+    or a swarm service's endpoint)."""
+    if resource.resource_type not in (CONTAINER, SWARM_SERVICE):
         return []
     props = resource.props
     service = service_of(props)
     problems = []
-    if _plain(props.get("networkMode")) == "host":
+    if resource.resource_type == CONTAINER and _plain(props.get("networkMode")) == "host":
         problems.append(f"{resource.name}: network mode host publishes every port it listens on")
-    ports = _list(props.get("ports"))
+    ports = _published_ports(resource)
     if ports and service != EDGE:
         problems.append(
             f"{resource.name} ({SERVICE_LABEL}={service}): publishes host ports; only "
             f"{EDGE} may (everything else is reached through it)")
     elif ports:
-        for port in ports:
-            external = _number(_plain(port.get("external"))) if isinstance(port, Mapping) else None
+        for external in ports:
             if external not in EDGE_PORTS:
                 problems.append(
                     f"{resource.name}: publishes host port {external if external else '(any)'}; "

@@ -132,6 +132,41 @@ def test_named_volumes_and_other_host_paths_are_fine():
     assert rules.check_docker_socket(shop) == []
 
 
+def swarm_service(service: str, mounts: tuple[dict, ...] = (), published: tuple[int, ...] = ()) -> Resource:
+    """A swarm service as the program declares one: labels on the service, mounts
+    on its tasks' container spec, ports on its endpoint."""
+    labels = [{"label": "fourlb.service", "value": service}]
+    props = {"labels": labels, "taskSpec": {"containerSpec": {"image": "x", "mounts": list(mounts)}}}
+    if published:
+        props["endpointSpec"] = {"ports": [{"targetPort": 80, "publishedPort": p, "publishMode": "host"}
+                                           for p in published]}
+    return Resource(rules.SWARM_SERVICE, props, name=service)
+
+
+def test_a_swarm_service_s_tasks_follow_the_socket_rules():
+    root = {"type": "bind", "source": "/", "target": "/rootfs", "readOnly": True}
+    hidden = [{"type": "tmpfs", "target": "/rootfs/run", "readOnly": True},
+              {"type": "tmpfs", "target": "/rootfs/var/run", "readOnly": True}]
+    socket = {"type": "bind", "source": "/var/run/docker.sock", "target": "/s", "readOnly": True}
+    assert rules.check_docker_socket(swarm_service("cadvisor", (root, *hidden))) == []
+    assert rules.check_docker_socket(swarm_service("docker-socket-proxy", (socket,))) == []
+    [bare, other] = rules.check_docker_socket(swarm_service("cadvisor", (root,)))
+    assert "/rootfs/run" in bare and "/rootfs/var/run" in other
+    [stolen] = rules.check_docker_socket(swarm_service("shop", (socket,)))
+    assert "exposes the Docker socket" in stolen
+    assert rules.check_docker_socket(swarm_service("shop", ({"type": "volume", "source": "shop_data",
+                                                             "target": "/data"},))) == []
+
+
+def test_a_swarm_service_publishes_host_ports_only_as_the_edge():
+    assert rules.check_host_ports(swarm_service("traefik", published=(80, 443))) == []
+    assert rules.check_host_ports(swarm_service("grafana")) == []
+    [other] = rules.check_host_ports(swarm_service("grafana", published=(3000,)))
+    assert "only traefik may" in other
+    [port] = rules.check_host_ports(swarm_service("traefik", published=(80, 8082)))
+    assert "host port 8082" in port
+
+
 # ---- host ports --------------------------------------------------------------
 
 def ports(*external: Optional[int]) -> list[dict]:
