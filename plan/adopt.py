@@ -226,6 +226,7 @@ class AdoptReport:
     others: tuple[OldContainer, ...]
     networks: tuple[NetworkFinding, ...]
     pulls: tuple[str, ...]
+    builds: tuple[tuple[str, str], ...]  # (image, the project's directory it is built from)
     unclaimed: tuple[HostVolume, ...]
     blockers: tuple[Blocker, ...]
     import_file: Mapping[str, Any]
@@ -246,6 +247,7 @@ class AdoptReport:
             "others": [{"name": c.name, "image": c.image, "reason": c.reason} for c in self.others],
             "networks": [{"name": n.name, "id": n.id, "action": n.action} for n in self.networks],
             "pull": [f"docker pull {image}" for image in self.pulls],
+            "build": [_build_command(image, context) for image, context in self.builds],
             "unclaimed_volumes": [{"name": v.name, "size_bytes": v.size} for v in self.unclaimed],
             "blockers": [{"subject": b.subject, "problem": b.problem, "fix": b.fix}
                          for b in self.blockers],
@@ -624,6 +626,8 @@ def adopt(plan: Plan, facts: HostFacts, compose: Optional[ComposeFile] = None,
     networks, network_blockers = _networks(plan, facts, import_file)
     blockers += network_blockers
     pulls = sorted({c.image for c in plan.containers if not c.build_context} - facts.images)
+    builds = sorted({(c.image, c.build_context) for c in plan.containers
+                     if c.build_context and c.image not in facts.images})
     names = {key: f.name for key, f in sorted(adopted.items()) if f.name}
     settings: dict[str, Any] = {"fourlb:takeover": True, "fourlb:volumeNames": names} if names else {}
     commands = ([f"pulumi config set fourlb:takeover true -s {plan.stack}"]
@@ -634,7 +638,7 @@ def adopt(plan: Plan, facts: HostFacts, compose: Optional[ComposeFile] = None,
         stack=plan.stack, docker_host=facts.docker_host, version=facts.version,
         volumes=tuple(findings), settings=settings, setting_commands=tuple(commands),
         secrets=tuple(carried), stop=tuple(stop), others=tuple(others), networks=tuple(networks),
-        pulls=tuple(pulls), unclaimed=tuple(v for v in facts.volumes if v.name not in claimed),
+        pulls=tuple(pulls), builds=tuple(builds), unclaimed=tuple(v for v in facts.volumes if v.name not in claimed),
         blockers=tuple(blockers),
         import_file=docker_import_file(names, {n.name: n.id for n in networks if n.action == "import"}),
     )
@@ -688,6 +692,10 @@ def report_text(report: AdoptReport, import_path: Optional[str] = None) -> str:
         "  none of the plan's exists yet: pulumi up creates them"]
     lines += ["", "Images to pull before anything stops"]
     lines += [f"  docker pull {image}" for image in report.pulls] or ["  none: all present"]
+    if report.builds:
+        lines += ["", "Images the host builds (pulumi up builds them before it replaces anything; "
+                      "to have them ahead, from this checkout)"]
+        lines += [f"  {_build_command(image, context)}" for image, context in report.builds]
     if report.import_file.get("resources"):
         where = import_path or "(give --import-file PATH to write it)"
         lines += ["", f"Import file: {where}",
@@ -700,3 +708,7 @@ def report_text(report: AdoptReport, import_path: Optional[str] = None) -> str:
     else:
         lines.append("Nothing blocks: follow docs/cutover.md")
     return "\n".join(lines) + "\n"
+
+
+def _build_command(image: str, context: str) -> str:
+    return f"docker build -t {image} {context}/"

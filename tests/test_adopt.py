@@ -184,6 +184,10 @@ def test_the_seed_host_is_adopted_under_its_compose_names(prod):
     text = report_text(report, "docker-import.json")
     assert "Nothing blocks: follow docs/cutover.md" in text
     assert "  docker pull grafana/grafana:11.5.2" in text
+    # the images built from the project are no pull: they are named with their directory
+    assert "fourlb-traefik:3.6-bouncer-1.4.2" not in report.pulls
+    assert "  docker build -t fourlb-traefik:3.6-bouncer-1.4.2 edge/" in text
+    assert "docker build -t fourlb-backup:16-1 backup/" in report.to_json()["build"]
 
 
 def test_the_import_file_names_volumes_and_networks_under_the_program_s_parents(prod):
