@@ -70,7 +70,9 @@ def with_edge_networks(containers: list[Container], config: StackConfig, stack: 
             container = replace(container, networks=(own,) + container.networks, edge_network=own)
         result.append(container)
     edges += [stack_edge_network(other) for other in served_stacks]
-    return [replace(c, networks=c.networks + tuple(edges + sites), connected_networks=tuple(sites),
+    # a swarm service's networks roll with its tasks (core.swarm): nothing to connect later
+    connected = tuple(sites) if config.engine == "docker" else ()
+    return [replace(c, networks=c.networks + tuple(edges + sites), connected_networks=connected,
                     edge_network=config.shared_network)
             if c.name == EDGE else c for c in result]
 

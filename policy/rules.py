@@ -128,26 +128,26 @@ def _host_path(path: str) -> str:
     return "/" + posixpath.normpath(path).lstrip("/")
 
 
-def _task_mounts(resource: Any) -> list[Any]:
-    """A swarm service's mounts (taskSpec.containerSpec.mounts): its containers'."""
-    spec = _plain(resource.props.get("taskSpec")) or {}
-    container = _plain(spec.get("containerSpec")) or {} if isinstance(spec, Mapping) else {}
+def _mounts(resource: Any) -> list[Any]:
+    """A container's `mounts`, or a swarm service's (taskSpec.containerSpec.mounts)."""
+    if resource.resource_type == CONTAINER:
+        return _list(resource.props.get("mounts"))
+    spec = _plain(resource.props.get("taskSpec"))
+    container = _plain(spec.get("containerSpec")) if isinstance(spec, Mapping) else None
     return _list(container.get("mounts")) if isinstance(container, Mapping) else []
 
 
 def _binds(resource: Any) -> Iterator[tuple[str, str, bool]]:
     """(normalised host path, target, read-only) of every bind mount, of a
     container or of a swarm service's tasks."""
-    props = resource.props
-    mounts = _list(props.get("mounts")) if resource.resource_type == CONTAINER else _task_mounts(resource)
     if resource.resource_type == CONTAINER:
-        for item in _list(props.get("volumes")):
+        for item in _list(resource.props.get("volumes")):
             if isinstance(item, Mapping):
                 host_path = _plain(item.get("hostPath"))
                 if isinstance(host_path, str) and host_path:
                     yield (_host_path(host_path), str(_plain(item.get("containerPath"))),
                            _plain(item.get("readOnly")) is True)
-    for item in mounts:
+    for item in _mounts(resource):
         if isinstance(item, Mapping) and _plain(item.get("type")) == "bind":
             source = _plain(item.get("source"))
             if isinstance(source, str) and source:
@@ -159,7 +159,7 @@ def _tmpfs_paths(resource: Any) -> set[str]:
     tmpfs mounts)."""
     if resource.resource_type == CONTAINER:
         return {str(p).rstrip("/") for p in _plain(resource.props.get("tmpfs")) or {}}
-    return {str(_plain(m.get("target"))).rstrip("/") for m in _task_mounts(resource)
+    return {str(_plain(m.get("target"))).rstrip("/") for m in _mounts(resource)
             if isinstance(m, Mapping) and _plain(m.get("type")) == "tmpfs"}
 
 

@@ -123,3 +123,12 @@ def test_the_plan_document_names_connected_networks_only_where_there_are_some():
     assert [name for name, c in containers.items() if "connected_networks" in c] == ["traefik"]
     assert containers["traefik"]["connected_networks"] == ["edge-jsr-solutions-prod"]
     assert "edge-jsr-solutions-prod" not in containers["traefik"]["networks"]
+
+
+def test_on_a_swarm_the_edge_joins_every_network_as_a_service():
+    """A service's networks roll with its tasks (core.swarm): none is connected later,
+    so plan diff does not report a connection that the swarm engine never makes."""
+    _, plan = load_plan("swarm", PROJECT)
+    traefik = plan.container("traefik")
+    assert "edge-jsr-solutions-prod" in traefik.networks
+    assert traefik.connected_networks == () and traefik.created_on == traefik.networks
