@@ -19,6 +19,8 @@ DATA_SERVICES = ("postgres", "redis", "chromadb")
 # What a hostname must pass to count as proven (besides reaching each of its routes).
 CHECKS = ("redirect", "headers")
 ADMIN_CHECK = "auth"
+# what a route with a path prefix is asked for, under that prefix
+PROBE = "/e2e-probe"
 
 
 @dataclass(frozen=True)
@@ -40,16 +42,16 @@ def platform_domain() -> str:
     return config.platform_domain
 
 
-def expected_routes() -> list[ExpectedRoute]:
+def expected_routes(stacks: tuple[str, ...] = STACKS) -> list[ExpectedRoute]:
     routes = []
-    for stack in STACKS:
+    for stack in stacks:
         _, plan = load_plan(stack)
         for container in plan.containers:
             for route in container.routes:
                 if route.internal_service == "api@internal":
                     path = "/dashboard/"
                 elif route.path_prefix:
-                    path = route.path_prefix.rstrip("/") + "/e2e-probe"
+                    path = route.path_prefix.rstrip("/") + PROBE
                 else:
                     path = "/"
                 for host in route.hostnames:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from tests.e2e import standin
 from tests.e2e.engine import Engine
 from tests.e2e.polling import poll
 from tests.mocks import Run, plain
@@ -39,18 +41,12 @@ def seconds_ns(text: str) -> int:
 
 
 def build_traefik_image(main: Engine, traefik_binary: Path, workdir: Path) -> None:
-    """The real Traefik binary in an image FROM scratch (static: it needs nothing else)."""
-    import io
-    import tarfile
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        dockerfile = (b"FROM scratch\nCOPY traefik /usr/local/bin/traefik\n"
-                      b"ENV PATH=/usr/local/bin\nENTRYPOINT [\"/usr/local/bin/traefik\"]\n")
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(dockerfile)
-        tar.addfile(info, io.BytesIO(dockerfile))
-        tar.add(str(traefik_binary.resolve()), arcname="traefik")
-    main.build(buffer.getvalue(), TRAEFIK_TAG, {"fourlb.swarm-lab": "1"})
+    """The real Traefik binary in an image FROM scratch (static: it needs nothing
+    else), built from a context in `workdir`."""
+    (workdir / "Dockerfile").write_text("FROM scratch\nCOPY traefik /usr/local/bin/traefik\n"
+                                        "ENV PATH=/usr/local/bin\nENTRYPOINT [\"/usr/local/bin/traefik\"]\n")
+    shutil.copy2(traefik_binary.resolve(), workdir / "traefik")
+    main.build(standin.context_tar(workdir), TRAEFIK_TAG, {"fourlb.swarm-lab": "1"})
 
 
 def _rewrite(text: str, edits: dict[tuple[str, ...], tuple[Any, str]]) -> str:
@@ -152,8 +148,11 @@ class SwarmPlatform:
         inputs = copy.deepcopy(declared.services[name])
         task, container = inputs["taskSpec"], inputs["taskSpec"]["containerSpec"]
         check = container.get("healthcheck")
-        mounts = [{"Type": m["type"], "Source": m["source"], "Target": m["target"],
-                   "ReadOnly": bool(m.get("readOnly"))} for m in container.get("mounts") or []]
+        mounts = [{"Type": m["type"], "Source": m.get("source"), "Target": m["target"],
+                   "ReadOnly": bool(m.get("readOnly")),
+                   **({"TmpfsOptions": {"SizeBytes": int(m["tmpfsOptions"]["sizeBytes"])}}
+                      if m.get("tmpfsOptions") else {})}
+                  for m in container.get("mounts") or []]
         configs = [{"ConfigID": self.ids[c["configName"]], "ConfigName": c["configName"],
                     "File": {"Name": c["fileName"], "UID": "0", "GID": "0", "Mode": int(c["fileMode"])}}
                    for c in container.get("configs") or []]

@@ -19,6 +19,7 @@ from config.loading import StackFile
 from core.edge import load_plan
 from tests.e2e.engine import Engine
 from tests.e2e.edge_setup import ADMIN_PASSWORD
+from tests.e2e.expectations import PROBE, expected_routes
 from tests.mocks import EDGE_ADDRESSES
 
 from . import changes
@@ -28,7 +29,7 @@ from .platform import TRAEFIK_TAG, Declared, SwarmPlatform, build_traefik_image
 
 LOAD = Path(__file__).resolve().parent / "load.py"
 SITE, SITE_HOST = "jsr-solutions-prod", "jsr-solutions.ca"
-BACKEND, BACKEND_HOST, BACKEND_PATH = "ai-orchestrator-backend", "ai.4lb.ca", "/api/e2e-probe"
+BACKEND, BACKEND_HOST, BACKEND_PATH = "ai-orchestrator-backend", "ai.4lb.ca", "/api" + PROBE
 LOAD_MAX_S = 90
 API_INTERVAL_S = 1.2  # under the AI API's 60 a minute
 ROUTED_WITHIN_S = 60
@@ -135,11 +136,9 @@ class Load:
 
 
 def _routes() -> list[tuple[str, str, str, bool]]:
-    """(hostname, path, service, admin) of every route of the swarm stack."""
-    _, plan = load_plan("swarm")
-    return [(host, ("/dashboard/" if route.internal_service else route.path_prefix or "/"),
-             container.name, "admin-auth@file" in route.middlewares)
-            for container in plan.containers for route in container.routes for host in route.hostnames]
+    """(hostname, path, service, admin) of every route of the swarm stack, as the
+    one-host suite requests them."""
+    return [(r.host, r.path, r.service, r.admin) for r in expected_routes(("swarm",))]
 
 
 def test_every_hostname_of_the_swarm_stack_is_routed_with_its_headers_and_auth(platform: SwarmPlatform):
@@ -160,7 +159,7 @@ def test_every_hostname_of_the_swarm_stack_is_routed_with_its_headers_and_auth(p
               or lowered.get("x-frame-options") not in ("DENY", "SAMEORIGIN")):
             wrong.append(f"{host}{path}: headers {headers}")
         else:
-            proven.append(host + (path if path not in ("/", "/dashboard/") else ""))
+            proven.append(host + (path.removesuffix(PROBE) if path not in ("/", "/dashboard/") else ""))
     FIGURES["hostnames routed through Traefik on the swarm"] = f"{len(proven)} routes: {', '.join(proven)}"
     assert not wrong, wrong
     status, location = lab.client_run([sys.executable, "-c", PLAIN_HTTP, _edge(lab), SITE_HOST],
