@@ -295,8 +295,13 @@ def up_local(tmp_path: Path, project: LocalProject, *args: str,
                           capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
 
 
+def installer_calls(project: LocalProject) -> list[dict[str, object]]:
+    """The installer's own calls of the CLI it installed: the plugins it asks for."""
+    return [call for call in project.calls() if call["args"][:2] == ["plugin", "install"]]
+
+
 def assert_local_stack_in_project(project: LocalProject) -> list[dict[str, object]]:
-    calls = project.calls()
+    calls = [call for call in project.calls() if call not in installer_calls(project)]
     assert calls, "bin/up-local ran no pulumi command"
     state = f"file://{project.root}/.pulumi-state"
     for call in calls:
@@ -337,3 +342,7 @@ def test_up_local_installs_the_pinned_pulumi_when_none_is_on_path(
         "the installed CLI's directory (its language hosts) is not first on PATH"
     assert {call["passphrase"] for call in calls} == {"<unset>"}, "left to Pulumi to ask"
     assert len(release.requests) == 2
+    pinned = dict(re.findall(r"^pulumi-(docker|random|command)==(\S+)$",
+                             (REPO / "requirements.txt").read_text(), re.MULTILINE))
+    assert [call["args"] for call in installer_calls(project)] == [
+        ["plugin", "install", "resource", name, pinned[name]] for name in ("docker", "random", "command")]
