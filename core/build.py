@@ -170,7 +170,8 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
         update_order=spec.update_order,
         stop_grace_s=spec.stop_grace_s,
         tmpfs=spec.tmpfs,
-        build_context=spec.build_context,
+        # an image the stack names is the one to run: nothing of the project's is built
+        build_context=None if settings.image else spec.build_context,
         egress=spec.egress,
         listen_on=spec.listen_on,
         headers=spec.headers,
