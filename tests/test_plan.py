@@ -9,7 +9,7 @@ import yaml
 
 from core.edge import load_plan
 from core.model import secret_names_in
-from tests.plans import served
+from tests.plans import prod_plan, served
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -368,3 +368,17 @@ def test_the_bouncer_never_locks_everyone_out_unless_told_to(prod):
     values = {**StackFile("prod", PROJECT).values, "crowdsecFailClosedAfterSeconds": 60}
     closed = bouncer(build_plan(parse_stack_config("prod", values), "prod"))
     assert closed["updateMaxFailure"] == 4  # 4 failed updates, 15 s apart
+
+
+def test_an_image_the_stack_names_is_run_as_named_not_built():
+    """The project builds the edge and backup images only when the stack names
+    no image of its own for them: a named one is the image to run (pulled, or
+    present on the host), never a build of edge/ or backup/ tagged with its name."""
+    built = prod_plan()
+    assert built.container("traefik").build_context == "edge"
+    assert built.container("backup").build_context == "backup"
+    named = prod_plan(services={"traefik": {"image": "registry.example/edge:7"},
+                                "backup": {"image": "registry.example/backup:7"}})
+    assert named.container("traefik").image == "registry.example/edge:7"
+    assert named.container("traefik").build_context is None
+    assert named.container("backup").build_context is None
