@@ -9,10 +9,7 @@ under CI=true, where a missing piece fails them.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -29,12 +26,15 @@ from .edge_setup import ADMIN_PASSWORD, running_edge
 from .harness import Edge
 from .platform import Platform
 from .polling import poll
+from .run_lock import holding_run_lock, run_directory
 from .traefik_process import (PID_FILE, binary, stop_stale_traefik)
 
 E2E_DIR = Path(__file__).resolve().parent
+# The real engine's suite (tests/engine) runs before everything else here, and
+# removes what it deployed before these fixtures deploy the same names.
+ENGINE_SUITE_DIR = E2E_DIR.parent / "engine"
 HEALTHY_WITHIN_S = 60  # health checks run every 15s: the first success comes after one interval
 ROUTED_WITHIN_S = 30
-LOCK_WAIT_S = 300
 # for the terminal summary: durations, and milestones in seconds since setup began (image build)
 DURATIONS: dict[str, float] = {}
 MILESTONES: dict[str, float] = {}
@@ -57,6 +57,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if _is_e2e(item):
             item.add_marker(pytest.mark.e2e)
     def rank(item: pytest.Item) -> int:
+        if ENGINE_SUITE_DIR in Path(str(item.path)).resolve().parents:
+            return -1
         name = Path(str(item.path)).name
         return RUN_LAST.index(name) + 1 if name in RUN_LAST else 0
 
@@ -94,29 +96,19 @@ def engine() -> Engine:
 
 @pytest.fixture(scope="session")
 def run_dir(engine: Engine) -> Iterator[Path]:
-    """One end-to-end run per Docker engine at a time (the containers and networks
-    carry production names: two runs would remove each other's). The directory
+    """One end-to-end run per Docker engine at a time (run_lock). The directory
     holds the lock and the pid of the run's Traefik."""
-    digest = hashlib.sha256(engine.path.encode()).hexdigest()[:12]
-    directory = Path(tempfile.gettempdir()) / f"fourlb-e2e-{digest}"
-    directory.mkdir(exist_ok=True)
-    started = time.monotonic()
-    with (directory / "lock").open("w") as lock:
-        def take() -> bool:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: retried
-            return True
-
-        try:
-            poll(f"the lock {directory / 'lock'}", take, LOCK_WAIT_S, interval_s=1)
-        except AssertionError:
-            _unavailable(f"another end-to-end run has held {directory / 'lock'} for {LOCK_WAIT_S}s")
-        if time.monotonic() - started >= 1:
-            DURATIONS["waiting for another run to end"] = time.monotonic() - started
-        stop_stale_traefik(directory / PID_FILE)
-        try:
+    directory = run_directory(engine.path)
+    try:
+        with holding_run_lock(engine.path) as waited_s:
+            if waited_s >= 1:
+                DURATIONS["waiting for another run to end"] = waited_s
+            stop_stale_traefik(directory / PID_FILE)
             yield directory
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    except AssertionError as error:
+        if "the lock" not in str(error):
+            raise
+        _unavailable(str(error))
 
 
 @pytest.fixture(scope="session")
