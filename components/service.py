@@ -15,6 +15,7 @@ from core.model import SECRET_PLACEHOLDER, Container
 from core.traefik import instance_suffix
 
 from .connection import connect
+from .durations import container_duration
 
 # How long `pulumi up` waits for a new container to become healthy before it
 # gives up (and, for start-first updates, before it would remove the old one).
@@ -127,10 +128,10 @@ class Service(pulumi.ComponentResource):
             network_mode=None if container.created_on else "none",
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=list(healthcheck.test),
-                interval=f"{healthcheck.interval_s}s",
-                timeout=f"{healthcheck.timeout_s}s",
+                interval=container_duration(healthcheck.interval_s),
+                timeout=container_duration(healthcheck.timeout_s),
                 retries=healthcheck.retries,
-                start_period=f"{healthcheck.start_period_s}s",
+                start_period=container_duration(healthcheck.start_period_s),
             ) if healthcheck else None,
             wait=healthcheck is not None,
             wait_timeout=HEALTH_WAIT_S if healthcheck else None,

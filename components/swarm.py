@@ -13,6 +13,7 @@ import pulumi_docker as docker
 
 from core.swarm import DIGEST, SwarmFile, SwarmService
 
+from .durations import service_duration
 from .service import HEALTH_WAIT_S, TMPFS_KIB, aliases, image_of, render
 
 STOP_ON_FAILURE_MONITOR_S = 15  # how long a new task must stay up for an update to count
@@ -59,9 +60,9 @@ class SwarmServiceResource(pulumi.ComponentResource):
                     file_mode=int(file.mode, 8)))
         check = container.healthcheck
         update = docker.ServiceUpdateConfigArgs(
-            parallelism=1, order=service.update_order, delay=f"{service.update_delay_s}s",
+            parallelism=1, order=service.update_order, delay=service_duration(service.update_delay_s),
             failure_action="rollback" if service.rollback else "pause",
-            monitor=f"{STOP_ON_FAILURE_MONITOR_S}s")
+            monitor=service_duration(STOP_ON_FAILURE_MONITOR_S))
         self.service = docker.Service(
             container.name,
             name=container.name,
@@ -87,10 +88,10 @@ class SwarmServiceResource(pulumi.ComponentResource):
                     configs=configs or None,
                     secrets=secret_refs or None,
                     healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
-                        tests=list(check.test), interval=f"{check.interval_s}s",
-                        timeout=f"{check.timeout_s}s", retries=check.retries,
-                        start_period=f"{check.start_period_s}s") if check else None,
-                    stop_grace_period=f"{container.stop_grace_s}s",
+                        tests=list(check.test), interval=service_duration(check.interval_s),
+                        timeout=service_duration(check.timeout_s), retries=check.retries,
+                        start_period=service_duration(check.start_period_s)) if check else None,
+                    stop_grace_period=service_duration(container.stop_grace_s),
                 ),
                 placement=docker.ServiceTaskSpecPlacementArgs(
                     constraints=list(service.constraints) or None),
@@ -108,7 +109,7 @@ class SwarmServiceResource(pulumi.ComponentResource):
                 replicated=docker.ServiceModeReplicatedArgs(replicas=service.replicas)),
             update_config=update,
             rollback_config=docker.ServiceRollbackConfigArgs(
-                parallelism=1, order=service.update_order, monitor=f"{STOP_ON_FAILURE_MONITOR_S}s"),
+                parallelism=1, order=service.update_order, monitor=service_duration(STOP_ON_FAILURE_MONITOR_S)),
             # host mode: each edge node answers on its own address, with the client's address
             endpoint_spec=docker.ServiceEndpointSpecArgs(ports=[
                 docker.ServiceEndpointSpecPortArgs(target_port=p.internal, published_port=p.external,

@@ -28,14 +28,15 @@ from .real.contracts import Contract, contract_for
 
 LABEL_FILTER = f"{E2E_LABEL[0]}={E2E_LABEL[1]}"
 WRITERS_WITHIN_S = 30  # a writer checks every 2 s: its files are in place within seconds
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+# Go's duration syntax, as the program writes health checks (components.durations): 15s, 1m0s
+_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
 
 def duration_ns(text: str) -> int:
-    match = _DURATION.match(text)
-    assert match, f"unsupported duration {text!r}"
-    return int(float(match.group(1)) * _UNITS_NS[match.group(2)])
+    assert _DURATION.match(text), f"unsupported duration {text!r}"
+    return sum(int(float(number) * _UNITS_NS[unit]) for number, unit in _DURATION_PART.findall(text))
 
 
 def real_contract(container: DeclaredContainer) -> Optional[Contract]:

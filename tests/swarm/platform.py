@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import yaml
 
 from tests.e2e import standin
 from tests.e2e.engine import Engine
+from tests.e2e.platform import duration_ns
 from tests.e2e.polling import poll
 from tests.mocks import Run, plain
 
@@ -31,13 +31,9 @@ TRAEFIK_TAG = "fourlb-swarm-traefik:lab"
 STATIC_FILE = "/etc/traefik/traefik.yml"
 MIDDLEWARES_FILE = "/etc/traefik/dynamic/middlewares.yml"
 CONVERGED_WITHIN_S = 90
-_DURATION = re.compile(r"^(\d+)s$")
-
-
 def seconds_ns(text: str) -> int:
-    match = _DURATION.match(text)
-    assert match, f"unsupported duration {text!r}"
-    return int(match.group(1)) * 10**9
+    """A duration as the program writes it for a service (components.durations: 15s, 1m, 1m30s)."""
+    return duration_ns(text)
 
 
 def build_traefik_image(main: Engine, traefik_binary: Path, workdir: Path) -> None:
