@@ -22,6 +22,8 @@ from .durations import container_duration
 HEALTH_WAIT_S = 180
 # the empty, read-only tmpfs laid over paths of a host bind (Container.tmpfs)
 TMPFS_KIB = 64
+# memory + swap, as a multiple of the memory limit
+MEMORY_SWAP_FACTOR = 2
 
 
 def render(text: str, secrets: Mapping[str, pulumi.Output[str]]) -> pulumi.Input[str]:
@@ -137,6 +139,10 @@ class Service(pulumi.ComponentResource):
             wait_timeout=HEALTH_WAIT_S if healthcheck else None,
             restart=container.restart,
             memory=container.memory_mb,
+            # Docker's own default (twice the memory), set: the provider's in-place
+            # update sends memory_swap only when the program sets it, and Docker
+            # refuses a memory limit above the swap limit it set at creation
+            memory_swap=MEMORY_SWAP_FACTOR * container.memory_mb if container.memory_mb else None,
             security_opts=list(container.security_opts),
             log_driver="json-file",
             log_opts={"max-size": container.log_max_size,

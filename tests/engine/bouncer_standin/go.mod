@@ -1,0 +1,3 @@
+module github.com/maxlerebourg/crowdsec-bouncer-traefik-plugin
+
+go 1.22
