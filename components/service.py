@@ -22,6 +22,11 @@ from .durations import container_duration
 HEALTH_WAIT_S = 180
 # the empty, read-only tmpfs laid over paths of a host bind (Container.tmpfs)
 TMPFS_KIB = 64
+# Inputs the Docker provider neither forces a replacement for nor updates: a new
+# value would sit in the state and never reach Docker (a changed field of a health
+# check is no replacement, as the list itself is the only ForceNew; tmpfs is not
+# ForceNew; the update applies neither). A change replaces the container.
+REPLACED_ON_CHANGE = ("healthcheck", "tmpfs")
 # memory + swap, as a multiple of the memory limit
 MEMORY_SWAP_FACTOR = 2
 
@@ -151,7 +156,8 @@ class Service(pulumi.ComponentResource):
             # stop-first: the old container must free its name, host ports and
             # data volume before the new one exists
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=not start_first,
-                                        depends_on=list(after)),
+                                        depends_on=list(after),
+                                        replace_on_changes=list(REPLACED_ON_CHANGE)),
         )
         for network in container.connected_networks:
             connect(f"{container.name}-on-{network}", self.container.id, networks[network],

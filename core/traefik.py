@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields
 from typing import Any, Iterable, Optional
 
 from config.models import StackConfig
@@ -243,28 +244,33 @@ def dynamic_config(config: StackConfig) -> dict[str, Any]:
     }
 
 
+# Container fields that replace no container: the Docker provider updates their
+# inputs in place (memory and memory_swap, restart, destroy_grace_seconds are not
+# ForceNew in kreuzwerker/terraform-provider-docker's container schema), or they
+# are no input of the container at all but say how it is deployed. Every other
+# field reaches a replace-forcing input (tests/engine checks this list against
+# the provider's schema).
+NOT_REPLACING_FIELDS = frozenset({
+    "memory_mb", "restart", "stop_grace_s",
+    "name", "update_order", "settle_s", "starts_after", "connected_networks", "follow_tag",
+    "build_context",
+})
+
+
 def instance_suffix(container: Container, salt: Iterable[Any] = ()) -> str:
     """Six hex digits that change whenever a Docker-replacing input changes.
 
-    Start-first containers carry it in their router and service names: while an
-    old and a new container coexist, each defines its own routers instead of
-    two different definitions of one name (which Traefik would drop both of).
+    Start-first containers carry it in their Docker name (a replacement must not
+    clash with the container it replaces) and in their router and service names:
+    while an old and a new container coexist, each defines its own routers
+    instead of two different definitions of one name (which Traefik would drop
+    both of). Every field counts but NOT_REPLACING_FIELDS, so that a new field
+    of a container draws a new name unless it is known not to replace it.
     """
-    spec = {
-        "image": container.image,
-        "env": container.env,
-        "routes": [(r.name, r.rule, r.port, r.middlewares) for r in container.routes],
-        "networks": container.networks,
-        "mounts": [(m.target, m.volume, m.host_path, m.read_only) for m in container.mounts],
-        "uploads": [(u.path, u.content, u.mode) for u in container.uploads],
-        "command": container.command,
-        # the rest of a header policy is in the labels
-        "csp": container.headers.csp if container.headers else None,
-        "labels": container.labels,
-        "healthcheck": container.healthcheck,
-        "ports": container.published_ports,
-        "salt": list(salt),
-    }
+    spec = {f.name: getattr(container, f.name) for f in fields(container)
+            if f.name not in NOT_REPLACING_FIELDS}
+    spec["networks"] = container.created_on  # those connected later replace nothing
+    spec["salt"] = list(salt)
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
     return digest[:6]
 

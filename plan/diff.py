@@ -12,11 +12,12 @@ from .document import UNSET_TARGET
 # Docker cannot change these on a running container: Pulumi replaces it (the
 # Docker provider updates only restart policy and resources in place).
 REPLACING_FIELDS = ("image", "labels", "env", "networks", "mounts", "uploads", "command",
-                    "published_ports", "healthcheck", "logging", "security_opts")
+                    "entrypoint", "user", "published_ports", "healthcheck", "tmpfs", "logging",
+                    "security_opts")
 # Values that may carry credentials or whole files: only their names are shown.
 NAMES_ONLY_FIELDS = ("env", "uploads")
 # Short values a reviewer wants to read as before -> after.
-SHOWN_FIELDS = ("image", "memory_mb", "restart", "update_order", "stop_grace_s", "port", "role")
+SHOWN_FIELDS = ("image", "memory_mb", "restart", "update_order", "stop_grace_s", "port", "role", "user")
 # A route whose target changes is "re-pointed"; a new middleware chain or TLS
 # resolver leaves the same container answering, and is only "changed".
 ROUTE_TARGET_FIELDS = ("container", "port", "service")
@@ -212,7 +213,7 @@ def _field_change(key: str, before: Any, after: Any) -> FieldChange:
     if key == "mounts":
         return FieldChange(key, names=_changed_keys(_by_target(before), _by_target(after)))
     if key in ("networks", "connected_networks", "published_ports", "security_opts", "secrets",
-               "volumes"):
+               "volumes", "tmpfs"):
         return FieldChange(key, names=tuple(sorted(set(before or ()) ^ set(after or ()))))
     return FieldChange(key)
 

@@ -152,7 +152,10 @@ def _container(container: Container) -> dict[str, Any]:
         "logging": {"max_size": container.log_max_size, "max_files": container.log_max_files},
         "security_opts": list(container.security_opts),
         "secrets": sorted(container.secret_names()),
-        # only where there are some: a document without the key has none
+        # only where set: a document without the key has none
+        **({"entrypoint": list(container.entrypoint)} if container.entrypoint else {}),
+        **({"user": container.user} if container.user else {}),
+        **({"tmpfs": list(container.tmpfs)} if container.tmpfs else {}),
         **({"connected_networks": list(container.connected_networks)}
            if container.connected_networks else {}),
     }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -382,3 +384,39 @@ def test_an_image_the_stack_names_is_run_as_named_not_built():
     assert named.container("traefik").image == "registry.example/edge:7"
     assert named.container("traefik").build_context is None
     assert named.container("backup").build_context is None
+
+
+def _another(value):
+    """A different value of the same shape, for any field of a Container."""
+    if value is None:
+        return "x"
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, tuple):
+        return value + ("x",)
+    if dataclasses.is_dataclass(value):
+        first = dataclasses.fields(value)[0].name
+        return dataclasses.replace(value, **{first: _another(getattr(value, first))})
+    raise AssertionError(f"no other value for {value!r}")
+
+
+@pytest.mark.parametrize("name", ["prometheus", "grafana", "ai-orchestrator-frontend"])
+def test_every_field_that_reaches_a_replacing_input_draws_a_new_instance_name(prod, name):
+    """A start-first container is created beside the one it replaces: a changed
+    input that replaces it (entrypoint, user, security options, log options, tmpfs,
+    a health check: all but NOT_REPLACING_FIELDS) must give it another name."""
+    from core.traefik import NOT_REPLACING_FIELDS, instance_suffix
+    container = prod.container(name)
+    for field in dataclasses.fields(container):
+        changed = dataclasses.replace(container, **{field.name: _another(getattr(container, field.name))})
+        if field.name == "connected_networks":
+            continue  # it changes created_on too; a connection alone is covered below
+        assert (instance_suffix(changed) != instance_suffix(container)) == \
+            (field.name not in NOT_REPLACING_FIELDS), field.name
+    connected = dataclasses.replace(container, networks=container.networks + ("x",),
+                                    connected_networks=("x",))
+    assert instance_suffix(connected) == instance_suffix(container)

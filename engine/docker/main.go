@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"runtime"
 
 	"github.com/pulumi/pulumi-terraform-bridge/v3/pkg/tfbridge"
@@ -24,6 +26,14 @@ var version = "0.0.0"
 
 func main() {
 	info := providerInfo()
+	// as the released plugin: the provider's schema and mappings as JSON, which
+	// tests read (which inputs force a replacement)
+	if len(os.Args) == 2 && os.Args[1] == "-get-provider-info" {
+		if err := json.NewEncoder(os.Stdout).Encode(tfbridge.MarshalProviderInfo(&info)); err != nil {
+			cmdutil.ExitError(err.Error())
+		}
+		return
+	}
 	info.P.InitLogging(context.Background())
 	err := provider.Main("docker", func(host *provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
 		bridged := tfbridge.NewProvider(context.Background(), host, "docker", version, info.P, info, nil)
