@@ -129,9 +129,12 @@ class StackFile:
         entries: Mapping[str, Any] = raw.get("config") or {}
         self.values: dict[str, Any] = {}
         self.secret_keys: set[str] = set()
+        # full key -> the encrypted value: it changes whenever the secret is set again
+        self.ciphertexts: dict[str, str] = {}
         for full_key, value in entries.items():
             if isinstance(value, Mapping) and set(value) == {"secure"}:
                 self.secret_keys.add(full_key)
+                self.ciphertexts[full_key] = str(value["secure"])
             elif full_key.startswith(NAMESPACE + ":"):
                 self.values[full_key.split(":", 1)[1]] = value
 

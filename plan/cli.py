@@ -13,14 +13,14 @@ import sys
 from typing import Any, Optional, Sequence
 
 from config.errors import StackConfigError
-from config.loading import PROJECT_DIR
+from config.loading import PROJECT_DIR, StackFile
 from core.edge import load_plan
 from core.import_file import dns_import_file
 
 from .adopt_cli import adopt_command
 from .diff import StackDiff, diff_documents
 from .diff_render import diffs_json, diffs_markdown, diffs_text
-from .document import plan_document, to_json
+from .document import plan_document, secret_versions, to_json
 from .gitref import GitRefError, exported_project, plan_document_in
 from .render import plan_markdown
 
@@ -30,7 +30,7 @@ WORKING_TREE = "working tree"
 
 def working_tree_document(stack: str) -> dict[str, Any]:
     config, plan = load_plan(stack, PROJECT_DIR)
-    return plan_document(config, plan)
+    return plan_document(config, plan, secret_versions(StackFile(stack, PROJECT_DIR)))
 
 
 def _plan_parser() -> argparse.ArgumentParser:

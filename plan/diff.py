@@ -13,9 +13,9 @@ from .document import UNSET_TARGET
 # Docker provider updates only restart policy and resources in place).
 REPLACING_FIELDS = ("image", "labels", "env", "networks", "mounts", "uploads", "command",
                     "entrypoint", "user", "published_ports", "healthcheck", "tmpfs", "logging",
-                    "security_opts")
+                    "security_opts", "secret_versions")
 # Values that may carry credentials or whole files: only their names are shown.
-NAMES_ONLY_FIELDS = ("env", "uploads")
+NAMES_ONLY_FIELDS = ("env", "uploads", "secret_versions")
 # Short values a reviewer wants to read as before -> after.
 SHOWN_FIELDS = ("image", "memory_mb", "restart", "update_order", "stop_grace_s", "port", "role", "user")
 # A route whose target changes is "re-pointed"; a new middleware chain or TLS

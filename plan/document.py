@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
+from config import NAMESPACE
+from config.loading import StackFile
 from config.models import StackConfig
 from core.edge import edge_owner
 from core.catalog import GENERATED_VOLUMES
@@ -19,6 +21,9 @@ from core.deploy_checks import DNS_TARGET_KEY
 from core.networks import reachability
 from core.swarm import swarm_plan
 from core.traefik import CERT_RESOLVER, application_headers, effective_headers
+
+# the basic-auth hash of a secret, derived from it (components.secret_values)
+BCRYPT_SUFFIX = "-bcrypt"
 
 # How a record whose address is not set yet is shown (its content is null in JSON).
 UNSET_TARGET = f"(not set: {DNS_TARGET_KEY})"
@@ -43,7 +48,21 @@ def fingerprint(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def plan_document(config: StackConfig, plan: Plan) -> dict[str, Any]:
+def secret_versions(stack_file: StackFile) -> dict[str, str]:
+    """Per secret the stack provides (`pulumi config set --secret`), a fingerprint of
+    its encrypted value: a new value is a new fingerprint, so plan diff sees which
+    containers a rotation replaces without reading any secret. (Setting a secret
+    again to the same value also gives a new one: Pulumi encrypts with a new nonce.)"""
+    prefix = NAMESPACE + ":"
+    return {key[len(prefix):]: fingerprint(text) for key, text in stack_file.ciphertexts.items()
+            if key.startswith(prefix)}
+
+
+def plan_document(config: StackConfig, plan: Plan,
+                  versions: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+    """`versions`: secret_versions of the stack file (config key -> fingerprint)."""
+    by_name = {spec.name: versions[spec.config_key] for spec in plan.secrets
+               if versions and spec.config_key in versions}
     return {
         "format": FORMAT_VERSION,
         "stack": plan.stack,
@@ -52,7 +71,7 @@ def plan_document(config: StackConfig, plan: Plan) -> dict[str, Any]:
         "edge": edge_owner(plan.stack, config),
         "routes": _routes(config, plan),
         "dns": _dns(plan),
-        "containers": {c.name: _container(c) for c in plan.containers},
+        "containers": {c.name: _container(c, by_name) for c in plan.containers},
         "networks": {n.name: {"internal": n.internal, "external": n.external, "purpose": n.purpose}
                      for n in plan.networks},
         "volumes": _volumes(plan),
@@ -123,8 +142,11 @@ def _dns(plan: Plan) -> dict[str, list[dict[str, Any]]]:
     return zones
 
 
-def _container(container: Container) -> dict[str, Any]:
+def _container(container: Container, secret_versions: Mapping[str, str]) -> dict[str, Any]:
     health = container.healthcheck
+    # a basic-auth hash (<name>-bcrypt) changes with its password
+    versions = {name: secret_versions[base] for name in sorted(container.secret_names())
+                if (base := name.removesuffix(BCRYPT_SUFFIX)) in secret_versions}
     return {
         "image": container.image,
         "role": container.role,
@@ -156,6 +178,7 @@ def _container(container: Container) -> dict[str, Any]:
         **({"entrypoint": list(container.entrypoint)} if container.entrypoint else {}),
         **({"user": container.user} if container.user else {}),
         **({"tmpfs": list(container.tmpfs)} if container.tmpfs else {}),
+        **({"secret_versions": versions} if versions else {}),
         **({"connected_networks": list(container.connected_networks)}
            if container.connected_networks else {}),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dataclasses
+import json
 
 import pytest
 import yaml
@@ -420,3 +421,28 @@ def test_every_field_that_reaches_a_replacing_input_draws_a_new_instance_name(pr
     connected = dataclasses.replace(container, networks=container.networks + ("x",),
                                     connected_networks=("x",))
     assert instance_suffix(connected) == instance_suffix(container)
+
+
+def test_plan_diff_sees_which_containers_a_rotated_secret_replaces(tmp_path):
+    """Without reading any secret: the stack file's encrypted value changes, and
+    the containers whose env or files carry that secret (or its bcrypt hash) are
+    replaced, as the Docker provider replaces them."""
+    from config.loading import StackFile
+    from core.edge import load_plan
+    from plan.diff import diff_documents
+    from plan.document import plan_document, secret_versions
+
+    committed = yaml.safe_load((PROJECT / "Pulumi.local.yaml").read_text())
+
+    def document(ciphertext: str):
+        stack_file = dict(committed)
+        stack_file["config"] = {**committed["config"], "fourlb:adminPassword": {"secure": ciphertext}}
+        (tmp_path / "Pulumi.local.yaml").write_text(yaml.safe_dump(stack_file))
+        config, plan = load_plan("local", tmp_path)
+        return plan_document(config, plan, secret_versions(StackFile("local", tmp_path)))
+
+    diff = diff_documents(document("v1:first"), document("v1:second"), "local", "before", "after")
+    assert {(c.subject, c.kind) for c in diff.containers} == {("traefik-config", "replaced")}
+    [field] = [f for c in diff.containers for f in c.fields]
+    assert (field.field, field.names) == ("secret_versions", ("admin-password-bcrypt",))
+    assert "v1:" not in json.dumps(document("v1:first"))  # only fingerprints are written

@@ -376,6 +376,14 @@ def prepare(engine: Engine, plan_document: dict[str, Any]) -> PreparedImages:
     return PreparedImages(tuple(prepared), binary_version(binary))
 
 
+def add_standin(engine: Engine, image: str, service: str, port: int) -> None:
+    """One more image under the name `image`: the stand-in answering as `service` on
+    `port` (a site added, or a new release of one, after `prepare`)."""
+    need = _Need(image, STANDIN, None, (service,), ((port, service),))
+    with tempfile.TemporaryDirectory(prefix="fourlb-engine-images-") as temporary:
+        tag(engine, standin_variant(engine, need, Path(temporary)), image)
+
+
 def remove_images(engine: Engine) -> list[str]:
     """Removes every image carrying the tests' label (with all its names); their ids."""
     removed = []

@@ -19,6 +19,8 @@ from tests.e2e.engine import Engine
 HTTPS_PORT = 443  # what the local stack publishes
 LOAD_MAX_REQUESTS = 20000
 LOAD_MAX_SECONDS = 900
+# under every rate limit the tests set (300/min per client IP): a refusal is a failure
+LOAD_INTERVAL_S = 0.25
 
 
 def route_path(route: dict[str, Any]) -> str:
@@ -64,6 +66,7 @@ class Load:
                 self.statuses.append(str(response.status))
             except OSError as error:
                 self.statuses.append(type(error).__name__)
+            self.stop.wait(LOAD_INTERVAL_S)
 
     @property
     def failures(self) -> list[str]:

@@ -23,7 +23,7 @@ import yaml
 
 from config.loading import NAMESPACE, PROJECT_DIR, StackFile
 from core.edge import load_plan
-from plan.document import plan_document
+from plan.document import plan_document, secret_versions
 
 # what keeps the CLI from calling out: update checks (which also report the command
 # run), plugin downloads and registry look-ups
@@ -125,7 +125,7 @@ class EngineStack:
     def plan_document(self) -> dict[str, Any]:
         """`python -m plan`'s document of the stack as the test has set it."""
         config, plan = load_plan(self.stack, self.project_dir)
-        return plan_document(config, plan)
+        return plan_document(config, plan, secret_versions(StackFile(self.stack, self.project_dir)))
 
     # --- the engine's commands -------------------------------------------------------
 

@@ -15,6 +15,8 @@ build (the edge's needs GitHub) named by the stack setting
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,8 +27,10 @@ from tests.e2e.client import https_get
 from tests.e2e.engine import Engine
 from tests.e2e.polling import poll
 
+from components.service import REPLACED_ON_CHANGE
+
 from . import images, report
-from .compare import counts, disagreements, engine_changes, plan_diff_changes
+from .compare import CONTAINER, counts, disagreements, engine_changes, plan_diff_changes
 from .platform import HTTPS_PORT, Load, answered, clear, get, is_instance_of
 from .stack import EngineStack
 
@@ -186,3 +190,139 @@ def test_a_memory_limit_raised_past_twice_its_first_value(deployed: Deployed) ->
     assert host["Memory"] == raised_mb * 1024 * 1024, host["Memory"]
     assert outcome.containers == {"grafana": "updated"} and not outcome.failures, outcome
     say_change("a memory limit raised 3x", outcome, f"grafana's limit {host['Memory'] // 2**20} MiB, in place")
+
+
+# Inputs of a container the Docker provider changes without a replacement, and what
+# the program means by them (core.traefik.NOT_REPLACING_FIELDS): memory_mb is memory
+# and memory_swap, stop_grace_s destroy_grace_seconds; wait and wait_timeout are the
+# provider's own (how long `up` waits for health), never sent to Docker.
+UPDATED_IN_PLACE = {"memory", "memory_swap", "restart", "destroy_grace_seconds", "wait", "wait_timeout"}
+
+
+def tf_name(pulumi_name: str, schema: dict[str, Any]) -> str:
+    """The provider's attribute for an input: snake case, and the bridge names a list
+    attribute in the plural (env -> envs, upload -> uploads)."""
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", pulumi_name).lower()
+    if name not in schema and name.endswith("s") and name[:-1] in schema:
+        return name[:-1]
+    assert name in schema, f"{pulumi_name}: no attribute {name} in the provider's schema"
+    return name
+
+
+def test_what_the_provider_does_not_replace_a_container_for_is_known(deployed: Deployed) -> None:
+    """The docker plugin's own schema (-get-provider-info): every input the program
+    gives a container forces a replacement, is one of REPLACED_ON_CHANGE (replaced by
+    the program's own choice), or is updated in place as UPDATED_IN_PLACE says."""
+    info = json.loads(subprocess.run(
+        [str(deployed.stack.cli.parent / "pulumi-resource-docker"), "-get-provider-info"],
+        capture_output=True, text=True, check=True, timeout=60).stdout)
+    schema = info["provider"]["resources"]["docker_container"]
+    given = {tf_name(key, schema) for resource in deployed.stack.resources()
+             if resource["type"] == CONTAINER for key in resource.get("inputs", {})
+             if not key.startswith("__")}  # the bridge's own bookkeeping (__defaults)
+    not_forcing = {key for key in given if not schema[key].get("forceNew")}
+    assert not_forcing == UPDATED_IN_PLACE | set(REPLACED_ON_CHANGE), not_forcing
+
+
+def test_a_service_health_check(deployed: Deployed) -> None:
+    check = ["wget", "-q", "--spider", "http://127.0.0.1:3000/api/health?after-change"]
+    outcome = change(deployed, "a service's health check", services={"grafana": {"healthcheck": check}})
+    assert outcome.containers == {"grafana": "replaced"}, outcome
+    assert deployed.inspect("grafana")["Config"]["Healthcheck"]["Test"] == ["CMD", *check]
+    say_change("a service's health check", outcome, "the new check is grafana's")
+
+
+def test_the_admin_allow_list(deployed: Deployed) -> None:
+    traefik = deployed.inspect("traefik")["Id"]
+    # the loopback and the bridges' gateways (the published port's proxy), where the tests come from
+    allowed = ["127.0.0.0/8", "172.16.0.0/12", "10.0.0.0/8", "192.168.0.0/16"]
+    outcome = change(deployed, "the admin allow-list", adminAllowIps=allowed)
+    assert outcome.containers == {"traefik-config": "replaced"}, outcome
+    assert deployed.inspect("traefik")["Id"] == traefik and not outcome.failures
+    poll("Traefik serving the new allow-list", lambda: sorted(traefik_api(
+        deployed, "http/middlewares/admin-allowlist@file")["ipAllowList"]["sourceRange"]) == sorted(allowed),
+         WRITTEN_WITHIN_S)
+    every_route_answers(deployed)
+    say_change("the admin allow-list", outcome, "served by the same Traefik, the admin routes still answer")
+
+
+def prometheus_api(deployed: Deployed, path: str) -> Any:
+    response = https_get(HTTPS_PORT, "prometheus.localhost", "/api/v1/" + path, auth=deployed.admin_login())
+    assert response.status == 200, f"prometheus /api/v1/{path}: HTTP {response.status}"
+    return json.loads(response.body)["data"]
+
+
+def test_an_alert_threshold(deployed: Deployed) -> None:
+    prometheus = deployed.inspect("prometheus")["Id"]
+    outcome = change(deployed, "an alert threshold", alerting={"cpuPercent": 77})
+    # the rule's writer, and Grafana's (its dashboard draws the threshold)
+    assert outcome.containers == {"prometheus-config": "replaced", "grafana-config": "replaced"}, outcome
+    assert deployed.inspect("prometheus")["Id"] == prometheus and not outcome.failures
+
+    def rules_say_77() -> bool:
+        rules = [r for g in prometheus_api(deployed, "rules")["groups"] for r in g["rules"]]
+        return any("77" in r.get("query", "") for r in rules if "cpu" in r.get("name", "").lower())
+    poll("Prometheus evaluating the new CPU threshold", rules_say_77, WRITTEN_WITHIN_S)
+    say_change("an alert threshold", outcome, "Prometheus reloaded the rule, not restarted")
+
+
+def test_a_client_site_added_then_removed(deployed: Deployed) -> None:
+    traefik = deployed.inspect("traefik")["Id"]
+    images.add_standin(deployed.docker, "fourlb-e2e-shop:1", "shop", 80)
+    site = {"image": "fourlb-e2e-shop:1", "hostnames": ["shop.localhost"]}
+    added = change(deployed, "a client site added", sites={"shop": site})
+    # Prometheus's writer too: the new site's probe
+    assert added.containers == {"shop": "added", "traefik": "updated",
+                                "prometheus-config": "replaced"}, added
+    assert deployed.inspect("traefik")["Id"] == traefik and not added.failures
+    shop = next(r for r in deployed.routes() if r["hostname"] == "shop.localhost")
+    poll("shop.localhost answered by its container",
+         lambda: get(shop).status == 200 and get(shop).text.strip() == "shop", ROUTES_WITHIN_S)
+    say_change("a client site added", added, "served at once, Traefik connected while it ran")
+
+    removed = change(deployed, "a client site removed", sites={"shop": None})
+    assert removed.containers == {"shop": "removed", "traefik": "updated",
+                                  "prometheus-config": "replaced"}, removed
+    assert deployed.inspect("traefik")["Id"] == traefik and not removed.failures
+    networks = deployed.inspect("traefik")["NetworkSettings"]["Networks"]
+    assert "edge-shop" not in networks, sorted(networks)
+    say_change("a client site removed", removed, "Traefik disconnected, its network gone")
+
+
+def test_a_sites_image_bumped_under_load(deployed: Deployed) -> None:
+    images.add_standin(deployed.docker, "fourlb-e2e-jsr:2", "jsr-solutions-prod", 80)
+    old = deployed.inspect("jsr-solutions-prod")["Id"]
+    outcome = change(deployed, "a site's image bumped (start-first)",
+                     sites={"jsr-solutions-prod": {"image": "fourlb-e2e-jsr:2"}})
+    assert outcome.containers == {"jsr-solutions-prod": "replaced"}, outcome
+    new = deployed.inspect("jsr-solutions-prod")
+    release = deployed.docker.request("GET", "/images/fourlb-e2e-jsr:2/json")["Id"]
+    assert new["Id"] != old and new["Image"] == release
+    assert not outcome.failures, f"{len(outcome.failures)} failed: {sorted(set(outcome.failures))}"
+    say_change("a site's image bumped (start-first)", outcome, "the new release serves")
+
+
+def test_the_admin_password(deployed: Deployed) -> None:
+    traefik = deployed.inspect("traefik")["Id"]
+    old = deployed.admin_login()
+    outcome = change(deployed, "the admin password", secrets={"adminPassword": "a-new-admin-password-42"})
+    assert outcome.containers == {"traefik-config": "replaced"}, outcome
+    assert deployed.inspect("traefik")["Id"] == traefik and not outcome.failures
+    user, password = deployed.admin_login()
+    assert password == "a-new-admin-password-42"
+    dashboard = next(r for r in deployed.routes() if r["hostname"] == "traefik.localhost")
+    poll("the dashboard taking the new password and refusing the old one",
+         lambda: get(dashboard, (user, password)).status < 400 and get(dashboard, old).status == 401,
+         WRITTEN_WITHIN_S)
+    say_change("the admin password", outcome, "the new one opens the dashboard, the old one is refused")
+
+
+def test_the_bouncer_key(deployed: Deployed) -> None:
+    outcome = change(deployed, "the bouncer key", secrets={"crowdsecBouncerKey": "a-new-bouncer-key-0123456789"})
+    said = {name: kind for name, kind in outcome.containers.items()}
+    assert "crowdsec" in said and not outcome.failures, outcome
+    files = deployed.docker.exec(deployed.inspect("crowdsec")["Id"],
+                                 ["cat", "/run/secrets/BOUNCER_KEY_traefik"])
+    assert files[1].decode().strip() == "a-new-bouncer-key-0123456789", files
+    say_change("the bouncer key", outcome,
+               "CrowdSec has the new key file (" + ", ".join(f"{n} {k}" for n, k in sorted(said.items())) + ")")
