@@ -46,10 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # Modules that change what the other tests see, in the order they run, after all
-# others: the rate limit empties the AI API's bucket for a while, and the
-# zero-downtime update leaves a site on its next release (the redeploy test another
-# one under a new name).
-RUN_LAST = ("test_reloads.py", "test_redeploy.py", "test_alert_email.py", "test_rate_limit.py", "test_zero_downtime.py")
+# others: the rate limit empties the AI API's bucket for a while, and the redeploy
+# test leaves a site under a new name.
+RUN_LAST = ("test_reloads.py", "test_redeploy.py", "test_alert_email.py", "test_rate_limit.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -194,8 +193,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         write(f"  {'proven ' if not missing else 'NOT    '} {host}" + (f"  (missing: {', '.join(missing)})" if missing else ""))
     if "alert email" in FACTS:
         write(f"  alerts through the real Prometheus and Alertmanager: {FACTS['alert email']}")
-    if "zero-downtime" in FACTS:
-        write(f"  zero-downtime update of a site under load: {FACTS['zero-downtime']}")
     for key in sorted(k for k in FACTS if k.startswith(("redeploy, ", "reload, ", "traefik replaced",
                                                         "access log", "reachability", "takeover"))):
         write(f"  {key}: {FACTS[key]}")

@@ -384,6 +384,15 @@ def add_standin(engine: Engine, image: str, service: str, port: int) -> None:
         tag(engine, standin_variant(engine, need, Path(temporary)), image)
 
 
+def another_release(engine: Engine, source: str, image: str) -> None:
+    """`image`: `source` as a new release would be, the same files under another image
+    ID (a label more), so that a container running it is replaced."""
+    dockerfile = f"FROM {source}\nLABEL fourlb.e2e.release={_split(image)[1]}\n"
+    with tempfile.TemporaryDirectory(prefix="fourlb-engine-images-") as temporary:
+        _claim(engine, image)
+        engine.build(_context(Path(temporary) / "release", dockerfile, {}), image, LABELS)
+
+
 def remove_images(engine: Engine) -> list[str]:
     """Removes every image carrying the tests' label (with all its names); their ids."""
     removed = []

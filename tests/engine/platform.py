@@ -44,6 +44,7 @@ class Load:
 
     route: dict[str, Any]
     statuses: list[str] = field(default_factory=list)
+    timeline: list[tuple[float, str]] = field(default_factory=list)  # (monotonic time, status)
     stop: threading.Event = field(default_factory=threading.Event)
     _thread: Optional[threading.Thread] = None
 
@@ -62,10 +63,11 @@ class Load:
         while not self.stop.is_set() and len(self.statuses) < LOAD_MAX_REQUESTS \
                 and time.monotonic() < deadline:
             try:
-                response = get(self.route)
-                self.statuses.append(str(response.status))
+                status = str(get(self.route).status)
             except OSError as error:
-                self.statuses.append(type(error).__name__)
+                status = type(error).__name__
+            self.statuses.append(status)
+            self.timeline.append((time.monotonic(), status))
             self.stop.wait(LOAD_INTERVAL_S)
 
     @property

@@ -31,7 +31,7 @@ from components.service import REPLACED_ON_CHANGE
 
 from . import images, report
 from .compare import CONTAINER, counts, disagreements, engine_changes, plan_diff_changes
-from .platform import HTTPS_PORT, Load, answered, clear, get, is_instance_of
+from .platform import HTTPS_PORT, Load, answered, clear, get, is_instance_of, platform_names
 from .stack import EngineStack
 
 ROUTES_WITHIN_S = 120
@@ -209,6 +209,14 @@ def tf_name(pulumi_name: str, schema: dict[str, Any]) -> str:
     return name
 
 
+def forces_replacement(attribute: dict[str, Any]) -> bool:
+    """ForceNew, and for a block, every attribute inside too: the provider's SDK
+    forces a replacement for a block's ForceNew only when the block is added or
+    removed, not when a value inside it changes."""
+    inner = (attribute.get("element") or {}).get("resource") or {}
+    return bool(attribute.get("forceNew")) and all(forces_replacement(a) for a in inner.values())
+
+
 def test_what_the_provider_does_not_replace_a_container_for_is_known(deployed: Deployed) -> None:
     """The docker plugin's own schema (-get-provider-info): every input the program
     gives a container forces a replacement, is one of REPLACED_ON_CHANGE (replaced by
@@ -217,10 +225,15 @@ def test_what_the_provider_does_not_replace_a_container_for_is_known(deployed: D
         [str(deployed.stack.cli.parent / "pulumi-resource-docker"), "-get-provider-info"],
         capture_output=True, text=True, check=True, timeout=60).stdout)
     schema = info["provider"]["resources"]["docker_container"]
-    given = {tf_name(key, schema) for resource in deployed.stack.resources()
-             if resource["type"] == CONTAINER for key in resource.get("inputs", {})
-             if not key.startswith("__")}  # the bridge's own bookkeeping (__defaults)
-    not_forcing = {key for key in given if not schema[key].get("forceNew")}
+    given: set[str] = set()
+    for resource in deployed.stack.resources():
+        if resource["type"] == CONTAINER:
+            inputs = resource.get("inputs", {})
+            # the bridge records which inputs are the provider's defaults, not the program's
+            defaults = set(inputs.get("__defaults", []))
+            given |= {tf_name(key, schema) for key in inputs
+                      if not key.startswith("__") and key not in defaults}
+    not_forcing = {key for key in given if not forces_replacement(schema[key])}
     assert not_forcing == UPDATED_IN_PLACE | set(REPLACED_ON_CHANGE), not_forcing
 
 
@@ -326,3 +339,64 @@ def test_the_bouncer_key(deployed: Deployed) -> None:
     assert files[1].decode().strip() == "a-new-bouncer-key-0123456789", files
     say_change("the bouncer key", outcome,
                "CrowdSec has the new key file (" + ", ".join(f"{n} {k}" for n, k in sorted(said.items())) + ")")
+
+
+def first_failure_to_last(load: Load) -> float:
+    """Seconds between the first and the last failed request (0: none failed)."""
+    times = [when for when, status in load.timeline if not (status.isdigit() and int(status) < 400)]
+    return times[-1] - times[0] if times else 0.0
+
+
+def test_traefiks_image_bumped(deployed: Deployed) -> None:
+    """Traefik is replaced stop-first (it holds the host's ports 80 and 443): the gap
+    is measured on a client site, which is also reconnected to the new Traefik."""
+    release = images.EDGE_TAG + "-2"
+    images.another_release(deployed.docker, images.EDGE_TAG, release)
+    stack = deployed.stack
+    before = stack.plan_document()
+    stack.change(services={"traefik": {"image": release}})
+    predicted = plan_diff_changes(before, stack.plan_document())
+    done = engine_changes(stack.preview())
+    assert not disagreements(predicted, done), disagreements(predicted, done)
+    assert done["containers"] == {"traefik": "replaced"}, done
+    site = next(r for r in deployed.routes() if r["hostname"] == "jsr-solutions.localhost")
+    with Load(site) as load:
+        poll("the site answering before the change", lambda: len(load.statuses) >= 10, 30)
+        stack.up()
+        poll("the site answering through the new Traefik", lambda: get(site).status == 200, ROUTES_WITHIN_S)
+    no_change_planned(stack)
+    replaced, updated = counts(done)
+    failed = len(load.failures)
+    report.say(f"engine: Traefik's image bumped: plan diff = preview ({replaced} replaced, {updated} updated); "
+               f"the site down {first_failure_to_last(load):.1f} s (stop-first); {failed} failed of "
+               f"{len(load.statuses)}")
+    every_route_answers(deployed)
+
+
+def test_a_container_removed_by_hand_comes_back_with_refresh(deployed: Deployed) -> None:
+    stack = deployed.stack
+    grafana = deployed.inspect("grafana")
+    deployed.docker.request("DELETE", f"/containers/{grafana['Id']}", {"force": 1})
+    # the state still has it: without --refresh the engine plans nothing
+    assert all(step["op"] == "same" for step in stack.preview()), "a plain preview noticed"
+    refreshed = engine_changes(stack.preview("--refresh"))
+    assert refreshed["containers"] == {"grafana": "added"}, refreshed
+    stack.up("--refresh")
+    assert deployed.inspect("grafana")["State"]["Running"]
+    no_change_planned(stack)
+    report.say("engine: a container removed by hand: a plain preview plans nothing; "
+               "`pulumi up --refresh` creates it again")
+
+
+def test_destroy_keeps_the_protected_volumes(deployed: Deployed) -> None:
+    stack = deployed.stack
+    _, _, volumes = platform_names(stack.plan_document())
+    stack.destroy()
+    left = {v["Name"] for v in deployed.docker.volumes()} & volumes
+    running = [c["Names"][0] for c in deployed.docker.request("GET", "/containers/json", {"all": 1})
+               if any(is_instance_of(n.lstrip("/"), name) for n in c["Names"]
+                      for name in stack.plan_document()["containers"])]
+    assert not running, running
+    assert left == volumes, f"volumes gone: {sorted(volumes - left)}"
+    report.say(f"engine: pulumi destroy --exclude-protected: every container gone, "
+               f"the {len(left)} volumes kept")
