@@ -230,11 +230,7 @@ func (s *server) Update(ctx context.Context, req *pulumirpc.UpdateRequest) (*pul
 	if err := checkType(req.GetUrn()); err != nil {
 		return nil, err
 	}
-	olds, err := wire.Unmarshal(req.GetOlds())
-	if err != nil {
-		return nil, err
-	}
-	news, err := wire.Unmarshal(req.GetNews())
+	olds, news, err := wire.UnmarshalOldsAndNews(req.GetOlds(), req.GetNews())
 	if err != nil {
 		return nil, err
 	}

@@ -123,11 +123,7 @@ func (s *server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc
 	if err != nil {
 		return nil, err
 	}
-	olds, err := wire.Unmarshal(req.GetOlds())
-	if err != nil {
-		return nil, err
-	}
-	news, err := wire.Unmarshal(req.GetNews())
+	olds, news, err := wire.UnmarshalOldsAndNews(req.GetOlds(), req.GetNews())
 	if err != nil {
 		return nil, err
 	}
@@ -243,11 +239,7 @@ func (s *server) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulum
 	if err != nil {
 		return nil, err
 	}
-	olds, err := wire.Unmarshal(req.GetOlds())
-	if err != nil {
-		return nil, err
-	}
-	news, err := wire.Unmarshal(req.GetNews())
+	olds, news, err := wire.UnmarshalOldsAndNews(req.GetOlds(), req.GetNews())
 	if err != nil {
 		return nil, err
 	}

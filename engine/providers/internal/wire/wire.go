@@ -33,6 +33,16 @@ func Unmarshal(s *structpb.Struct) (resource.PropertyMap, error) {
 }
 
 // Marshal writes a property map for the engine.
+// UnmarshalOldsAndNews reads the two property maps of a Diff or an Update.
+func UnmarshalOldsAndNews(olds, news *structpb.Struct) (resource.PropertyMap, resource.PropertyMap, error) {
+	oldMap, err := Unmarshal(olds)
+	if err != nil {
+		return nil, nil, err
+	}
+	newMap, err := Unmarshal(news)
+	return oldMap, newMap, err
+}
+
 func Marshal(m resource.PropertyMap) (*structpb.Struct, error) {
 	return plugin.MarshalProperties(m, marshalOptions)
 }
