@@ -21,7 +21,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from tests.e2e.real.contracts import _BUSYBOX, _FILES_FROM_HOST, Contract, EnvUse
+from tests.e2e.real.contracts import BUSYBOX_DIFFERENCE, FILES_FROM_HOST_DIFFERENCE, Contract, EnvUse
 from tests.e2e.real.rootfs import Directory, RootFs, TextFile
 
 HERE = Path(__file__).resolve().parent
@@ -70,7 +70,7 @@ SOCKET_PROXY = Contract(
             "in both and `haproxy -c` accepts it with the image's two warnings (no server "
             "timeout on the events backend, no server-state file yet)",
     differences=(
-        _FILES_FROM_HOST, _BUSYBOX,
+        FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE,
         ("entrypoint", "a rendering of the image's docker-entrypoint.sh (entrypoints/"
                        "docker-socket-proxy.sh), same steps and same output file"),
         ("error pages", "Debian's /etc/haproxy/errors, copied to where the configuration "

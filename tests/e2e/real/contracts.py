@@ -65,9 +65,9 @@ def _script(name: str, path: str = "/usr/local/bin/docker-entrypoint.sh") -> Tex
     return TextFile(path, (ENTRYPOINTS / f"{name}.sh").read_text(), 0o755)
 
 
-_BUSYBOX = ("busybox", "the image's shell and small tools (find, wget, sed) are busybox's, "
+BUSYBOX_DIFFERENCE = ("busybox", "the image's shell and small tools (find, wget, sed) are busybox's, "
                        "as in the Alpine and prom/busybox bases")
-_FILES_FROM_HOST = ("files", "the package's files and the libraries they load, from this "
+FILES_FROM_HOST_DIFFERENCE = ("files", "the package's files and the libraries they load, from this "
                              "machine's Debian packages; no package manager in the image")
 
 REDIS = Contract(
@@ -83,7 +83,7 @@ REDIS = Contract(
     program="Debian redis-server 7.0 (the image: 7.4); the configuration the program writes "
             "uses nothing newer than 7.0",
     differences=(
-        _FILES_FROM_HOST, _BUSYBOX,
+        FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE,
         ("su-exec", "Debian has no su-exec: gosu, which does the same (set uid and gid, exec)"),
         ("paths", "redis-server and redis-cli are in /usr/bin, not /usr/local/bin"),
     ),
@@ -118,7 +118,7 @@ POSTGRES = Contract(
             "same for what the program relies on; a 16 data directory cannot be opened by 15, "
             "which does not matter for a volume made in the test",
     differences=(
-        _FILES_FROM_HOST, _BUSYBOX,
+        FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE,
         ("su-exec", "gosu, as for redis"),
         ("entrypoint", "a POSIX sh rendering of the official bash script, for the settings the "
                        "program uses (entrypoints/postgres.sh); no /docker-entrypoint-initdb.d"),
@@ -151,7 +151,7 @@ NOBODY = 65534
 def _prom_image(differences: tuple[tuple[str, str], ...], **fields) -> Contract:
     """A prom/* image: busybox-based, USER nobody from the start, no env read."""
     return Contract(runs_as="nobody (uid 65534) from the start: USER nobody", uid=NOBODY, gid=NOBODY,
-                    user="nobody", env=(), differences=(_FILES_FROM_HOST, _BUSYBOX) + differences,
+                    user="nobody", env=(), differences=(FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE) + differences,
                     **fields)
 
 
@@ -247,7 +247,7 @@ CROWDSEC = Contract(
     program="Debian crowdsec 1.4.6 (the image: 1.6); the LAPI's bouncer and decision "
             "endpoints the Traefik bouncer uses are the same",
     differences=(
-        _FILES_FROM_HOST, _BUSYBOX,
+        FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE,
         ("entrypoint", "a POSIX sh rendering of docker_start.sh for the settings the program "
                        "uses (entrypoints/crowdsec.sh)"),
         ("hub", "no internet: COLLECTIONS are enabled from Debian's offline copy of the hub, "
@@ -297,7 +297,7 @@ BACKUP = Contract(
     env=(),
     program="Debian PostgreSQL 15 client programs (the image: 16), restic, GNU tar, flock, sqlite3",
     differences=(
-        _FILES_FROM_HOST, _BUSYBOX,
+        FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE,
         ("crond's directory", "Debian's busybox crond reads /var/spool/cron/crontabs (Alpine's: "
                               "/etc/crontabs): that path is a link to /etc/crontabs"),
         ("crond -d", "Debian's busybox crond has no -d (log to stderr): /usr/local/bin/crond "
