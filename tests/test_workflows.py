@@ -77,3 +77,24 @@ def test_pull_requests_run_the_readme_test_command():
     runs = [step.get("run", "") for step in steps]
     assert any(run.endswith("bin/test") and "CI=true" in run for run in runs), runs
     assert not any("--ignore" in run or "pytest" in run for run in runs), runs
+
+
+def test_a_sites_stack_deploys_after_the_platform_stack_that_serves_it():
+    """A sites stack's containers join a network its edge stack declares: deploying
+    it first fails on a new host (the network does not exist yet)."""
+    from config.loading import StackFile, stack_names
+
+    jobs = _yaml(PROJECT / ".github" / "workflows" / "deploy.yml")["jobs"]
+    job_of = {step["with"]["stack-name"]: name for name, job in jobs.items()
+              for step in job["steps"] if step.get("uses", "").startswith("pulumi/actions")}
+
+    def after(job: str) -> set[str]:
+        needs = jobs[job].get("needs", [])
+        needs = [needs] if isinstance(needs, str) else needs
+        return set(needs).union(*(after(n) for n in needs)) if needs else set()
+
+    served = {stack: StackFile(stack).config().edge_stack for stack in stack_names()
+              if stack in job_of and StackFile(stack).config().role == "sites"}
+    assert served, "no sites stack is deployed by the workflow"
+    for stack, edge in served.items():
+        assert job_of[edge] in after(job_of[stack]), f"{stack} deploys without waiting for {edge}"
