@@ -80,14 +80,20 @@ def image_of(container: Container, opts: pulumi.ResourceOptions) -> pulumi.Outpu
             opts=opts,
         )
         return built.repo_digest  # the local image ID: a rebuild replaces the container
-    # a followed tag is pulled again whenever the registry's digest for it moves;
-    # any other tag is the local image of that name (`pulumi up --refresh` reads
-    # its current ID, e.g. after a build on the host)
-    triggers = ([docker.get_registry_image_output(name=container.image,
-                                                  opts=pulumi.InvokeOptions(parent=opts.parent))
-                 .sha256_digest] if container.follow_tag else None)
-    pulled = docker.RemoteImage(container.name, name=container.image, keep_locally=True,
-                                pull_triggers=triggers, opts=opts)
+    # A followed tag is pulled by its digest (`<tag>@sha256:...`), asked of the
+    # registry on every deployment: the Docker provider takes a local image of the
+    # name it is given and pulls nothing, so the tag alone (or a pull trigger,
+    # which only replaces the resource) would keep the first image for ever. A
+    # moved digest is a new name: the resource is replaced, pulls, and the
+    # container follows its new image ID. Any other tag is the local image of
+    # that name (`pulumi up --refresh` reads its current ID, e.g. after a build
+    # on the host).
+    name: pulumi.Input[str] = container.image
+    if container.follow_tag:
+        digest = docker.get_registry_image_output(
+            name=container.image, opts=pulumi.InvokeOptions(parent=opts.parent)).sha256_digest
+        name = pulumi.Output.concat(container.image, "@", digest)
+    pulled = docker.RemoteImage(container.name, name=name, keep_locally=True, opts=opts)
     return pulled.image_id
 
 

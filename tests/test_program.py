@@ -264,13 +264,14 @@ def test_a_followed_tag_is_pulled_again_when_the_registry_digest_moves(deploy):
     overrides = {"fourlb:sites": json.dumps(sites)}
     first = deploy("dev", overrides=overrides)
     image = first.one(IMAGE, "shop")
-    assert image.inputs["pullTriggers"] == ["sha256:registry-ghcr.io/jsr/shop:dev"]
+    # by digest: the provider takes a local image of the given name and pulls nothing
+    assert image.inputs["name"] == "ghcr.io/jsr/shop:dev@sha256:registry-ghcr.io/jsr/shop:dev"
     assert ("docker:index/getRegistryImage:getRegistryImage", {"name": "ghcr.io/jsr/shop:dev"}) in [
         (token, {k: v for k, v in args.items() if k == "name"}) for token, args in first.calls]
     moved = deploy("dev", overrides=overrides, image_ids={"ghcr.io/jsr/shop:dev": "sha256:" + "d" * 64})
-    assert moved.one(IMAGE, "shop").inputs["pullTriggers"] == ["sha256:" + "d" * 64]
+    assert moved.one(IMAGE, "shop").inputs["name"] == "ghcr.io/jsr/shop:dev@sha256:" + "d" * 64
     # tags not followed ask no registry
-    assert not first.one(IMAGE, "blog").inputs.get("pullTriggers")
+    assert first.one(IMAGE, "blog").inputs["name"] == "ghcr.io/jsr/blog:dev"
 
 
 def test_every_login_is_a_secret_stack_output_holding_what_the_service_gets(prod):
