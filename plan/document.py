@@ -30,7 +30,7 @@ UNSET_TARGET = f"(not set: {DNS_TARGET_KEY})"
 
 # Bump when the shape changes: a diff against a ref written with another
 # version would otherwise report the reshaping as changes to the platform.
-FORMAT_VERSION = 2  # 2: each route's effective response headers
+FORMAT_VERSION = 3  # 2: each route's effective response headers; 3: entrypoint, user, tmpfs, secret_versions
 
 EMPTY_DOCUMENT: dict[str, Any] = {
     "format": FORMAT_VERSION, "stack": None, "role": None, "edge": None,
