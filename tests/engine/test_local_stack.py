@@ -19,7 +19,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
@@ -126,6 +126,7 @@ class Outcome:
     changes: dict[str, dict[str, str]]  # what the engine did (compare.engine_changes)
     requests: int
     failures: list[str]
+    load: Load
 
     @property
     def containers(self) -> dict[str, str]:
@@ -133,9 +134,11 @@ class Outcome:
 
 
 def change(deployed: Deployed, what: str, load_host: str = "jsr-solutions.localhost",
-           secrets: dict[str, str] | None = None, **settings: Any) -> Outcome:
+           secrets: dict[str, str] | None = None, settled: Optional[Callable[[], bool]] = None,
+           **settings: Any) -> Outcome:
     """Applies a change of settings (and secrets): plan diff's verdict must equal
-    the engine's preview; then `pulumi up` under load on `load_host`, and no drift."""
+    the engine's preview; then `pulumi up` under load on `load_host` (kept on
+    until `settled` holds, when given), and no drift."""
     stack = deployed.stack
     before = stack.plan_document()
     stack.change(**settings)
@@ -149,8 +152,10 @@ def change(deployed: Deployed, what: str, load_host: str = "jsr-solutions.localh
     with Load(route) as load:
         poll(f"{load_host} answering before the change", lambda: len(load.statuses) >= 10, 30)
         stack.up()
+        if settled:
+            poll(f"{what}: settled", settled, ROUTES_WITHIN_S)
     no_change_planned(stack)
-    return Outcome(done, len(load.statuses), load.failures)
+    return Outcome(done, len(load.statuses), load.failures, load)
 
 
 def traefik_api(deployed: Deployed, path: str) -> Any:
@@ -352,24 +357,12 @@ def test_traefiks_image_bumped(deployed: Deployed) -> None:
     is measured on a client site, which is also reconnected to the new Traefik."""
     release = images.EDGE_TAG + "-2"
     images.another_release(deployed.docker, images.EDGE_TAG, release)
-    stack = deployed.stack
-    before = stack.plan_document()
-    stack.change(services={"traefik": {"image": release}})
-    predicted = plan_diff_changes(before, stack.plan_document())
-    done = engine_changes(stack.preview())
-    assert not disagreements(predicted, done), disagreements(predicted, done)
-    assert done["containers"] == {"traefik": "replaced"}, done
     site = next(r for r in deployed.routes() if r["hostname"] == "jsr-solutions.localhost")
-    with Load(site) as load:
-        poll("the site answering before the change", lambda: len(load.statuses) >= 10, 30)
-        stack.up()
-        poll("the site answering through the new Traefik", lambda: get(site).status == 200, ROUTES_WITHIN_S)
-    no_change_planned(stack)
-    replaced, updated = counts(done)
-    failed = len(load.failures)
-    report.say(f"engine: Traefik's image bumped: plan diff = preview ({replaced} replaced, {updated} updated); "
-               f"the site down {first_failure_to_last(load):.1f} s (stop-first); {failed} failed of "
-               f"{len(load.statuses)}")
+    outcome = change(deployed, "Traefik's image bumped", services={"traefik": {"image": release}},
+                     settled=lambda: get(site).status == 200)
+    assert outcome.containers == {"traefik": "replaced"}, outcome
+    say_change("Traefik's image bumped", outcome,
+               f"the site down {first_failure_to_last(outcome.load):.1f} s (stop-first)")
     every_route_answers(deployed)
 
 
