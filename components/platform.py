@@ -26,9 +26,13 @@ def deploy(plan: Plan, swarm: Optional[SwarmPlan] = None) -> None:
         volumes = Volumes("volumes", plan.volumes)
         services: dict[str, Service] = {}
         for container in plan.containers:  # in plan order: what a container starts after comes first
+            # a site starts once Traefik is on its network: a new network (a new
+            # site, a flipped egress) is connected before the site is routed there
+            edge_connections = [s.connections[container.edge_network] for s in services.values()
+                                if container.edge_network in s.connections]
             services[container.name] = Service(
                 container, secrets=secrets.values, networks=networks.names, volumes=volumes.names,
-                after=[services[name].container for name in container.starts_after])
+                after=[services[name].container for name in container.starts_after] + edge_connections)
         names = {name: s.container.name for name, s in services.items()}
         records = plan.dns_records
     else:

@@ -75,7 +75,9 @@ def image_of(container: Container, opts: pulumi.ResourceOptions) -> pulumi.Outpu
         built = docker.Image(
             container.name,
             image_name=container.image,
-            build=docker.DockerBuildArgs(context=str(PROJECT_DIR / container.build_context)),
+            # the host's CPU: the provider would build for the deployer's
+            build=docker.DockerBuildArgs(context=str(PROJECT_DIR / container.build_context),
+                                         platform=container.build_platform),
             skip_push=True,  # no registry: the image lives on the host only
             opts=opts,
         )
@@ -165,9 +167,10 @@ class Service(pulumi.ComponentResource):
                                         depends_on=list(after),
                                         replace_on_changes=list(REPLACED_ON_CHANGE)),
         )
-        for network in container.connected_networks:
-            connect(f"{container.name}-on-{network}", self.container.id, networks[network],
-                    pulumi.ResourceOptions(parent=self))
+        self.connections = {
+            network: connect(f"{container.name}-on-{network}", self.container.id, networks[network],
+                             pulumi.ResourceOptions(parent=self))
+            for network in container.connected_networks}
         if container.settle_s:
             # Pulumi replaces start-first: create the new container (healthy,
             # wait=True), update what depends on it, then delete the old one.

@@ -2,7 +2,7 @@
 
 A container reaches another only where the two share a network. Traefik reaches
 each routed container on a network of that container's own, `edge-<container>`
-(Traefik and it, nothing else), so a client site reaches nothing but Traefik and
+(Traefik and it, nothing else; `edge-<container>-out` when it has a way out), so a client site reaches nothing but Traefik and
 an admin UI is out of every site's reach. The sites of a sites stack (dev) share
 one network with the edge, `edge-stack-<stack>`, declared by the edge's stack:
 adding a dev site then changes nothing in prod, and they reach nothing of prod's
@@ -41,8 +41,13 @@ EDGE = "traefik"
 DEFAULT_POOL_NETWORKS = 30  # 31 less docker0
 
 
-def edge_network(container: str) -> str:
-    return f"edge-{container}"
+def edge_network(container: str, egress: bool = False) -> str:
+    """The network of Traefik and one container. Its name carries whether it has a
+    way out of the host: Docker's `internal` flag cannot change on a network, so a
+    flipped `egress` makes a network of another name, created before the container
+    moves to it, and the old one is deleted once empty (an unchanged name would be
+    created again while it still exists, and fail)."""
+    return f"edge-{container}-out" if egress else f"edge-{container}"
 
 
 def stack_edge_network(stack: str) -> str:
@@ -65,7 +70,7 @@ def with_edge_networks(containers: list[Container], config: StackConfig, stack: 
             edges.append(container.listen_on[0])
             container = replace(container, edge_network=container.listen_on[0])
         elif container.routes and container.name != EDGE:
-            own = edge_network(container.name)
+            own = edge_network(container.name, container.egress)
             (sites if container.role == "site" else edges).append(own)
             container = replace(container, networks=(own,) + container.networks, edge_network=own)
         result.append(container)
@@ -99,7 +104,7 @@ def declared_networks(containers: Iterable[Container], config: StackConfig, stac
         networks.append(Network(config.shared_network, internal=False,
                                 purpose="the edge: ports 80 and 443, Traefik's way out"))
     for container in containers:
-        if container.edge_network == edge_network(container.name):
+        if container.edge_network == edge_network(container.name, container.egress):
             way_out = ", with a way out of the host" if container.egress else ""
             networks.append(Network(container.edge_network, internal=not container.egress,
                                     purpose=f"Traefik and {container.name}{way_out}"))

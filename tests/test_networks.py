@@ -85,8 +85,10 @@ def test_a_site_with_egress_gets_a_way_out_on_its_own_network_only():
         **values["sites"]["jsr-solutions-prod"], "egress": True}}
     plan = build_plan(parse_stack_config("prod", values), "prod")
     networks = {n.name: n for n in plan.networks}
-    assert plan.container("jsr-solutions-prod").networks == ("edge-jsr-solutions-prod",)
-    assert networks["edge-jsr-solutions-prod"].internal is False
+    # a name of its own: Docker cannot flip the `internal` flag of the existing network
+    assert plan.container("jsr-solutions-prod").networks == ("edge-jsr-solutions-prod-out",)
+    assert networks["edge-jsr-solutions-prod-out"].internal is False
+    assert "edge-jsr-solutions-prod" not in networks
 
 
 def test_the_plan_shows_who_reaches_a_port_where_it_listens():
@@ -110,7 +112,7 @@ def test_the_edge_is_connected_to_each_client_site_network_once_it_runs():
     assert set(traefik.connected_networks) <= set(traefik.networks)
     assert not set(traefik.connected_networks) & set(traefik.created_on)
     # the platform's own services and the sites stacks it serves are there from its creation
-    assert {"edge-code-server", "edge-grafana", "edge-stack-dev", "unified-net"} <= set(traefik.created_on)
+    assert {"edge-code-server-out", "edge-grafana", "edge-stack-dev", "unified-net"} <= set(traefik.created_on)
     assert all(not c.connected_networks for c in plan.containers if c.name != "traefik")
 
 
