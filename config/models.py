@@ -362,6 +362,9 @@ class StackConfig(_Model):
     takeover: bool = False
     # what runs the plan: one Docker host, or a Docker Swarm (`swarm` settings)
     engine: Literal["docker", "swarm"] = "docker"
+    # the Docker host's CPU: the images the project builds (the edge's, the
+    # backup's) are built for it, whatever the machine that runs `pulumi up`
+    host_platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
     swarm: Optional[SwarmSettings] = None
 
     @model_validator(mode="after")

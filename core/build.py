@@ -9,7 +9,7 @@ from config.errors import MISSING, Problem, StackConfigError
 from config.models import ServiceSettings, SiteSettings, StackConfig
 from config.types import is_within_zone
 
-from . import backup, catalog, files, live_config, monitoring, networks, traefik
+from . import backup, catalog, files, live_config, monitoring, networks, passwords, traefik
 from .catalog import PLATFORM_SERVICES, SECRETS, SERVICES_BY_NAME, ServiceSpec
 from .deploy_checks import is_local_stack
 from .model import (
@@ -80,6 +80,7 @@ def build_plan(config: StackConfig, stack: str, served_stacks: Iterable[str] = (
 
     containers = backup.with_backup_mounts(containers)
     containers = _with_generated_files(containers, config, stack)
+    containers = passwords.with_start_scripts(containers)
     containers = _with_live_config(containers)
     containers = networks.with_edge_networks(containers, config, stack, served_stacks)
     containers = networks.without_lonely_networks(containers)
@@ -172,6 +173,7 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
         tmpfs=spec.tmpfs,
         # an image the stack names is the one to run: nothing of the project's is built
         build_context=None if settings.image else spec.build_context,
+        build_platform=None if settings.image or not spec.build_context else config.host_platform,
         egress=spec.egress,
         listen_on=spec.listen_on,
         headers=spec.headers,

@@ -83,6 +83,7 @@ def split(container: Container, live: LiveConfig) -> tuple[Container, Container]
         name=writer_name(container.name),
         image=live.image or container.image,
         build_context=None if live.image else container.build_context,
+        build_platform=None if live.image else container.build_platform,
         role=container.role,
         networks=(live.network,) if live.network else (),
         uploads=live_uploads,

@@ -163,8 +163,10 @@ class Container:
     # host's /run under a read-only `/` bind: a read-only bind does not stop
     # connect() on the Docker socket inside it, hiding it does
     tmpfs: tuple[str, ...] = ()
-    # built on the host from this directory of the project instead of pulled
+    # built on the host from this directory of the project instead of pulled,
+    # for the host's CPU (`linux/amd64`, ...)
     build_context: Optional[str] = None
+    build_platform: Optional[str] = None
     # a mutable registry tag: every deployment asks the registry for the tag's
     # digest and pulls (and replaces the container) when it moved
     follow_tag: bool = False

@@ -253,7 +253,7 @@ def dynamic_config(config: StackConfig) -> dict[str, Any]:
 NOT_REPLACING_FIELDS = frozenset({
     "memory_mb", "restart", "stop_grace_s",
     "name", "update_order", "settle_s", "starts_after", "connected_networks", "follow_tag",
-    "build_context",
+    "build_context", "build_platform",
 })
 
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from core.edge import load_plan
+from config.errors import StackConfigError
 from core.model import secret_names_in
 from tests.plans import prod_plan, served
 
@@ -385,6 +386,18 @@ def test_an_image_the_stack_names_is_run_as_named_not_built():
     assert named.container("traefik").image == "registry.example/edge:7"
     assert named.container("traefik").build_context is None
     assert named.container("backup").build_context is None
+
+
+def test_the_project_builds_its_images_for_the_hosts_cpu():
+    """Built for the Docker host's platform, not the deployer's: from an ARM laptop
+    an amd64 host would otherwise get an edge that cannot start (exec format error)."""
+    assert {c.name: c.build_platform for c in prod_plan().containers if c.build_context} == {
+        "traefik": "linux/amd64", "backup": "linux/amd64"}
+    arm = prod_plan(hostPlatform="linux/arm64")
+    assert arm.container("traefik").build_platform == "linux/arm64"
+    with pytest.raises(StackConfigError) as refused:
+        prod_plan(hostPlatform="arm64")
+    assert "fourlb:hostPlatform" in str(refused.value)
 
 
 def _another(value):
