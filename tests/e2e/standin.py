@@ -39,6 +39,12 @@ ENTRYPOINT ["/standin/serve"]
 _SELF_URL = 'read -r port name < /standin/listen; url="http://127.0.0.1:$port"'
 
 SCRIPTS: dict[str, str] = {
+    # Grafana's image starts with /run.sh, and so does the program's start script
+    # of Grafana (core/passwords.py) once it is done: here it starts the stand-in
+    "run.sh": """\
+#!/bin/sh
+exec /standin/serve "$@"
+""",
     # nc forks one `respond` per connection (-ll: keep listening); the
     # container's command, if any, arrives as arguments and is ignored.
     # Port 0: a service that listens nowhere (a scheduler): just stay up.

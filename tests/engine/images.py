@@ -76,6 +76,9 @@ IMAGE_CHANGES: dict[str, str] = {
                                                  "is the service's, or it with the instance suffix "
                                                  "`-<6 hex>` of a start-first container "
                                                  "(components/service.py docker_name)",
+    "stand-ins: /run.sh": "Grafana's image's entrypoint, which the program's start script of Grafana "
+                          "(core/passwords.py) runs last: in the stand-in it starts the stand-in; the "
+                          "script's password reset is skipped, the stand-in keeping no grafana.db",
     "stand-ins: EXPOSE": "the declared port of each service running the image; Traefik's Docker "
                          "provider reads exposed ports only for a container with no port label, "
                          "and every routed container has one",
