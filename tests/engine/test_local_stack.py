@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -28,11 +30,12 @@ from tests.e2e.engine import Engine
 from tests.e2e.polling import poll
 
 from components.service import REPLACED_ON_CHANGE
+from core.backup import CONFIG_FILE as BACKUP_CONFIG
 
 from . import images, report
 from .compare import CONTAINER, counts, disagreements, engine_changes, plan_diff_changes
 from .platform import HTTPS_PORT, Load, answered, clear, get, is_instance_of, platform_names
-from .stack import EngineStack
+from .stack import PROJECT_DIR, UP_TIMEOUT_S, EngineStack
 
 ROUTES_WITHIN_S = 120
 WRITTEN_WITHIN_S = 30  # a writer installs its files within seconds of starting; Traefik watches
@@ -127,6 +130,7 @@ class Outcome:
     requests: int
     failures: list[str]
     load: Load
+    up_seconds: float  # `pulumi up`, from its start to the old containers gone
 
     @property
     def containers(self) -> dict[str, str]:
@@ -151,11 +155,11 @@ def change(deployed: Deployed, what: str, load_host: str = "jsr-solutions.localh
     route = next(r for r in deployed.routes() if r["hostname"] == load_host)
     with Load(route) as load:
         poll(f"{load_host} answering before the change", lambda: len(load.statuses) >= 10, 30)
-        stack.up()
+        up_seconds = stack.up()
         if settled:
             poll(f"{what}: settled", settled, ROUTES_WITHIN_S)
     no_change_planned(stack)
-    return Outcome(done, len(load.statuses), load.failures, load)
+    return Outcome(done, len(load.statuses), load.failures, load, up_seconds)
 
 
 def traefik_api(deployed: Deployed, path: str) -> Any:
@@ -317,8 +321,40 @@ def test_a_sites_image_bumped_under_load(deployed: Deployed) -> None:
     release = deployed.docker.request("GET", "/images/fourlb-e2e-jsr:2/json")["Id"]
     assert new["Id"] != old and new["Image"] == release
     assert not outcome.failures, f"{len(outcome.failures)} failed: {sorted(set(outcome.failures))}"
-    say_change("a site's image bumped (start-first)", outcome, "the new release serves")
+    say_change("a site's image bumped (start-first)", outcome,
+               f"the new release serves; pulumi up to the old container gone: {outcome.up_seconds:.1f} s")
 
+
+def container_waits_for_connection(deployed: Deployed, container: str, connection: str) -> bool:
+    """Whether the state says the container `container` is created after the
+    network connection `connection` (a pulumi-command resource)."""
+    def urn(type_: str, name: str) -> dict[str, Any]:
+        return next(r for r in deployed.stack.resources()
+                    if r["type"] == type_ and r["urn"].endswith("::" + name))
+    dependency = urn("command:local:Command", connection)["urn"]
+    return dependency in urn(CONTAINER, container).get("dependencies", [])
+
+
+def test_a_sites_egress_flipped_under_load(deployed: Deployed) -> None:
+    site = "jsr-solutions-prod"
+    traefik = deployed.inspect("traefik")["Id"]
+    old = deployed.inspect(site)["Id"]
+    outcome = change(deployed, "a site's egress flipped", sites={site: {"egress": True}})
+    # Docker cannot flip a network's `internal` flag: a network of another name
+    # is made, the site moves to it (start-first), the old one goes once empty
+    assert outcome.changes["networks"] == {f"edge-{site}": "removed", f"edge-{site}-out": "added"}, outcome
+    assert outcome.containers == {site: "replaced", "traefik": "updated"}, outcome
+    assert deployed.inspect("traefik")["Id"] == traefik
+    assert not outcome.failures, f"{len(outcome.failures)} failed: {sorted(set(outcome.failures))}"
+    moved = deployed.inspect(site)
+    assert moved["Id"] != old and list(moved["NetworkSettings"]["Networks"]) == [f"edge-{site}-out"]
+    network = deployed.docker.request("GET", f"/networks/edge-{site}-out")
+    assert network["Internal"] is False
+    assert f"edge-{site}" not in deployed.inspect("traefik")["NetworkSettings"]["Networks"]
+    assert not [n for n in deployed.docker.request("GET", "/networks") if n["Name"] == f"edge-{site}"]
+    # the site is routed only once Traefik is on its new network
+    assert container_waits_for_connection(deployed, site, f"traefik-on-edge-{site}-out")
+    say_change("a site's egress flipped", outcome, "moved to a network with a way out, Traefik connected first")
 
 def test_the_admin_password(deployed: Deployed) -> None:
     traefik = deployed.inspect("traefik")["Id"]
@@ -333,6 +369,34 @@ def test_the_admin_password(deployed: Deployed) -> None:
          lambda: get(dashboard, (user, password)).status < 400 and get(dashboard, old).status == 401,
          WRITTEN_WITHIN_S)
     say_change("the admin password", outcome, "the new one opens the dashboard, the old one is refused")
+
+
+def backup_logs_in(deployed: Deployed, password: Optional[str] = None) -> tuple[int, str]:
+    """`psql` from the backup container to PostgreSQL, as its dumps connect (its
+    PGHOST, PGUSER and pgpass), or with `password` instead of its pgpass."""
+    login = f"PGPASSWORD={shlex.quote(password)} PGPASSFILE=/nonexistent " if password else ""
+    # the variables its scripts load (docs/runbook.md)
+    code, output = deployed.docker.exec(deployed.inspect("backup")["Id"], [
+        "sh", "-c", f"set -a; . {BACKUP_CONFIG}; {login}exec psql -w -d postgres -tAc 'select 1'"])
+    return code, output.decode(errors="replace")
+
+
+def test_the_postgresql_password(deployed: Deployed) -> None:
+    assert backup_logs_in(deployed)[0] == 0, backup_logs_in(deployed)
+    old = deployed.docker.exec(deployed.inspect("postgres")["Id"],
+                               ["cat", "/run/secrets/postgres-password"])[1].decode()
+    outcome = change(deployed, "the PostgreSQL password",
+                     secrets={"postgresPassword": "a-new-pg-password-'42"})
+    # the server, and its two clients: the backend's URL, the backup's pgpass
+    assert outcome.containers == {"postgres": "replaced", "ai-orchestrator-backend": "replaced",
+                                  "backup": "replaced"}, outcome
+    # the role took the new password at the server's start (core/passwords.py)
+    code, output = backup_logs_in(deployed)
+    assert code == 0 and output.strip() == "1", output
+    code, output = backup_logs_in(deployed, old)
+    assert code != 0 and "password authentication failed" in output, output
+    say_change("the PostgreSQL password", outcome, "the role took it at start; the backup logs in "
+               "with it, the old one is refused")
 
 
 def test_the_bouncer_key(deployed: Deployed) -> None:
@@ -379,6 +443,34 @@ def test_a_container_removed_by_hand_comes_back_with_refresh(deployed: Deployed)
     no_change_planned(stack)
     report.say("engine: a container removed by hand: a plain preview plans nothing; "
                "`pulumi up --refresh` creates it again")
+
+
+def test_a_host_recovered_with_one_command(deployed: Deployed) -> None:
+    stack = deployed.stack
+    document = stack.plan_document()
+    # a new host: none of the stack's containers, networks, volumes or images
+    lost = clear(deployed.docker, document)
+    for image in deployed.prepared.images:
+        deployed.docker.request("DELETE", f"/images/{image.declared}", {"force": 1}, ok=(200, 404))
+    assert not [i for i in deployed.prepared.images
+                if deployed.docker.request("GET", f"/images/{i.declared}/json", ok=(200, 404)).get("Id")]
+    # what a user's `docker pull` of the pinned images brings back (no registry here)
+    images.prepare(deployed.docker, document)
+    # the runbook's one command, as written (docs/runbook.md)
+    started = time.monotonic()
+    recovered = subprocess.run(
+        [str(PROJECT_DIR / "bin" / "recover-host"), "local", "--config-file", str(stack.config_file),
+         "--yes", "--skip-preview", "--non-interactive"],
+        env={**stack.env(), "PULUMI": str(stack.cli)}, capture_output=True, text=True,
+        timeout=UP_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    seconds = time.monotonic() - started
+    assert recovered.returncode == 0, recovered.stdout[-3000:] + recovered.stderr[-3000:]
+    poll("every route answering", lambda: every_route_answers(deployed) or True, ROUTES_WITHIN_S,
+         interval_s=2)
+    no_change_planned(stack)
+    report.say(f"engine: a host recovered: {len(lost)} containers, networks and volumes and every "
+               f"image gone; bin/recover-host brought the stack back in {seconds:.0f} s, every "
+               "route answers")
 
 
 def test_destroy_keeps_the_protected_volumes(deployed: Deployed) -> None:
