@@ -9,7 +9,7 @@ from config.errors import MISSING, Problem, StackConfigError
 from config.models import ServiceSettings, SiteSettings, StackConfig
 from config.types import is_within_zone
 
-from . import backup, catalog, files, live_config, monitoring, networks, passwords, traefik
+from . import backup, catalog, files, live_config, monitoring, names, networks, passwords, traefik
 from .catalog import PLATFORM_SERVICES, SECRETS, SERVICES_BY_NAME, ServiceSpec
 from .deploy_checks import is_local_stack
 from .model import (
@@ -76,6 +76,8 @@ def build_plan(config: StackConfig, stack: str, served_stacks: Iterable[str] = (
         containers.append(_site_container(name, site, config, hostname_origins))
     containers = _add_extra_routes(containers, config, problems, hostname_origins)
     _check_hostnames(containers, config, hostname_origins, problems)
+    for key, value, allowed in names.clashes(config, stack, served_stacks):
+        problems.add(key, value, allowed)
     problems.raise_if_any()
 
     containers = backup.with_backup_mounts(containers)
