@@ -9,7 +9,8 @@ from config.errors import MISSING, Problem, StackConfigError
 from config.models import ServiceSettings, SiteSettings, StackConfig
 from config.types import is_within_zone
 
-from . import backup, catalog, files, live_config, monitoring, names, networks, passwords, traefik
+from . import (backup, catalog, files, live_config, monitoring, names, networks, passwords,
+               socket_proxy, traefik)
 from .catalog import PLATFORM_SERVICES, SECRETS, SERVICES_BY_NAME, ServiceSpec
 from .deploy_checks import is_local_stack
 from .model import (
@@ -279,6 +280,7 @@ def _with_generated_files(containers: list[Container], config: StackConfig,
             traefik.static_config(config), traefik.dynamic_config(config)),
         "redis": files.redis_files,
         "crowdsec": files.crowdsec_files,
+        "docker-socket-proxy": socket_proxy.socket_proxy_files,
         "prometheus": lambda: monitoring.prometheus_files(containers, config, stack),
         "alertmanager": lambda: monitoring.alertmanager_files(config),
         "grafana": lambda: monitoring.grafana_files(containers, config),

@@ -295,10 +295,8 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         role="edge",
         networks=(DOCKER_API_NET,),
         port=2375,
-        # read-only API, containers and events only (cAdvisor also needs info)
-        env=(("CONTAINERS", "1"), ("EVENTS", "1"), ("INFO", "1"), ("PING", "1"),
-             ("VERSION", "1"), ("POST", "0"), ("IMAGES", "0"), ("NETWORKS", "0"),
-             ("VOLUMES", "0"), ("EXEC", "0"), ("SERVICES", "0"), ("TASKS", "0")),
+        # no env switches: the program's configuration (core/socket_proxy.py)
+        # allows exactly the reads of Traefik and cAdvisor, and reads none
         mounts_docker_socket=True,
         healthcheck=_http_check(2375, "/_ping"),
         memory_mb=64,

@@ -439,10 +439,90 @@ def check_swarm_plaintext_secrets(resource: Any) -> list[str]:
     return problems
 
 
+# ---- the socket proxy ---------------------------------------------------------
+
+# tecnativa/docker-socket-proxy's HAProxy configuration, rendered from this
+# template by its entrypoint at every start
+PROXY_TEMPLATE = "/usr/local/etc/haproxy/haproxy.cfg.template"
+# requests that read or run what is inside a container (a secret file's archive,
+# an export, logs, a shell) or reach beyond containers: never through the proxy
+FORBIDDEN_REQUESTS = (
+    ("GET", "/v1.41/containers/postgres/archive"),
+    ("HEAD", "/v1.41/containers/postgres/archive"),
+    ("GET", "/v1.41/containers/postgres/export"),
+    ("GET", "/v1.41/containers/postgres/logs"),
+    ("POST", "/v1.41/containers/postgres/attach"),
+    ("POST", "/v1.41/containers/postgres/exec"),
+    ("POST", "/v1.41/exec/0123abcd/start"),
+    ("POST", "/v1.41/containers/create"),
+    ("GET", "/v1.41/secrets"),
+    ("GET", "/v1.41/images/postgres/get"),
+)
+_HAPROXY_CONDITION = re.compile(r"METH_GET|\{[^}]*\}|\|\|")
+_HAPROXY_PATH = re.compile(r"\{\s*path,url_dec\s+-m\s+reg\s+(-i\s+)?(\S+)\s*\}")
+
+
+def _haproxy_condition(condition: str, method: str, path: str) -> bool:
+    """HAProxy's ACL terms the proxy's configurations use: METH_GET (GET and
+    HEAD), `{ path,url_dec -m reg [-i] REGEX }`, `||` between alternatives and
+    juxtaposition for "and". An env switch (`{ env(X) -m bool }`) counts as on:
+    the worst case."""
+    alternatives: list[list[bool]] = [[]]
+    for term in _HAPROXY_CONDITION.findall(condition):
+        if term == "||":
+            alternatives.append([])
+        elif term == "METH_GET":
+            alternatives[-1].append(method in ("GET", "HEAD"))
+        elif (match := _HAPROXY_PATH.fullmatch(term)):
+            flags = re.I if match.group(1) else 0
+            alternatives[-1].append(re.search(match.group(2), path, flags) is not None)
+        else:
+            alternatives[-1].append(True)
+    return any(all(terms) for terms in alternatives if terms)
+
+
+def haproxy_allows(configuration: str, method: str, path: str) -> bool:
+    """Whether the frontend's `http-request` rules, in order, let the request
+    through (no rule decides: HAProxy passes it on)."""
+    for line in configuration.splitlines():
+        words = line.split(None, 2)
+        if len(words) < 2 or words[0] != "http-request" or words[1] not in ("allow", "deny"):
+            continue
+        rest = words[2] if len(words) > 2 else ""
+        if rest.startswith("unless "):
+            applies = not _haproxy_condition(rest[len("unless "):], method, path)
+        elif rest.startswith("if "):
+            applies = _haproxy_condition(rest[len("if "):], method, path)
+        else:
+            applies = True
+        if applies:
+            return words[1] == "allow"
+    return True
+
+
+def check_socket_proxy(resource: Any) -> list[str]:
+    """The Docker socket proxy runs a configuration of the program's that refuses
+    what reads inside a container or runs anything (archive, export, logs,
+    attach, exec, create): the image's own lets every GET under /containers
+    through once CONTAINERS=1."""
+    if resource.resource_type != CONTAINER or service_of(resource.props) != SOCKET_PROXY:
+        return []
+    uploads, _ = _known_items(resource.props, "uploads")
+    templates = [item.get("content") for item in uploads
+                 if isinstance(item, Mapping) and _plain(item.get("file")) == PROXY_TEMPLATE]
+    if not templates or not isinstance(templates[0], str):
+        return [f"{resource.name}: runs the image's own configuration, which lets every GET "
+                f"under /containers through (a secret file's archive included); upload one to "
+                f"{PROXY_TEMPLATE} that allows only what its clients read"]
+    return [f"{resource.name}: its configuration lets {method} {path} through"
+            for method, path in FORBIDDEN_REQUESTS if haproxy_allows(templates[0], method, path)]
+
+
 # ---- the pack --------------------------------------------------------------
 
 CHECKS: dict[str, Check] = {
     "docker-socket-only-in-proxy": check_docker_socket,
+    "socket-proxy-reads-only": check_socket_proxy,
     "host-ports-only-traefik": check_host_ports,
     "volumes-protected": check_volume_kept,
     "routers-https-crowdsec-headers": check_routers,

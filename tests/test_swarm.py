@@ -14,7 +14,9 @@ from config.loading import StackFile
 from core.build import build_plan
 from core.edge import load_plan
 from core.model import secret_names_in
+from core.socket_proxy import TEMPLATE_PATH
 from core.swarm import swarm_plan
+from policy.rules import haproxy_allows as allows
 from tests.mocks import EDGE_ADDRESSES, GENERATED_PREFIX, PROVIDED_PREFIX, plain
 
 SERVICE = "docker:index/service:Service"
@@ -67,8 +69,11 @@ def test_the_edge_publishes_on_the_edge_nodes_and_reads_the_api_on_a_manager(pla
     assert planned.service("traefik").node_role == "edge"
     proxy = planned.service("docker-socket-proxy")
     assert "node.role==manager" in proxy.constraints
-    env = dict(proxy.container.env)
-    assert all(env[k] == "1" for k in ("SERVICES", "TASKS", "NETWORKS")), env
+    # what Traefik's swarm provider reads, besides what its docker provider does
+    template = next(f.content for f in proxy.files if f.target == TEMPLATE_PATH)
+    for read in ("/v1.41/services", "/v1.41/tasks", "/v1.41/networks", "/v1.41/nodes/abc123"):
+        assert allows(template, "GET", read), read
+    assert not allows(template, "GET", "/v1.41/secrets")
 
 
 def test_a_stateful_service_with_no_node_role_is_a_plan_error():

@@ -14,6 +14,7 @@ build (the edge's needs GitHub) named by the stack setting
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shlex
@@ -31,6 +32,7 @@ from tests.e2e.polling import poll
 
 from components.service import REPLACED_ON_CHANGE
 from core.backup import CONFIG_FILE as BACKUP_CONFIG
+from core.catalog import DOCKER_API_NET
 
 from . import images, report
 from .compare import CONTAINER, counts, disagreements, engine_changes, plan_diff_changes
@@ -122,6 +124,37 @@ def test_pulumi_up_deploys_the_whole_local_stack(deployed: Deployed) -> None:
 
 def test_a_preview_right_after_up_plans_no_change(deployed: Deployed) -> None:
     no_change_planned(deployed.stack)
+
+
+def test_the_socket_proxy_answers_its_clients_reads_and_refuses_the_rest(deployed: Deployed) -> None:
+    """The real proxy program (contracts.SOCKET_PROXY) with the program's
+    configuration, in front of the real Docker socket: Traefik routes through it
+    (every route answered above), the reads of cAdvisor pass, and nothing reads
+    inside a container."""
+    proxy = deployed.inspect("docker-socket-proxy")
+    address = proxy["NetworkSettings"]["Networks"][DOCKER_API_NET]["IPAddress"]
+    postgres = deployed.inspect("postgres")["Id"]
+
+    def status(method: str, path: str) -> int:
+        connection = http.client.HTTPConnection(address, 2375, timeout=10)
+        try:
+            connection.request(method, path)
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+    reads = [("HEAD", "/_ping"), ("GET", "/v1.41/version"), ("GET", "/v1.41/info"),
+             ("GET", "/v1.41/containers/json"), ("GET", f"/v1.41/containers/{postgres}/json"),
+             ("GET", "/v1.41/events?since=1&until=2")]
+    refused = [("GET", f"/v1.41/containers/{postgres}/archive?path=/run/secrets/postgres-password"),
+               ("GET", f"/v1.41/containers/{postgres}/export"),
+               ("GET", f"/v1.41/containers/{postgres}/logs?stdout=1"),
+               ("POST", f"/v1.41/containers/{postgres}/exec"), ("GET", "/v1.41/images/json")]
+    assert {r: status(*r) for r in reads} == {r: 200 for r in reads}
+    assert {r: status(*r) for r in refused} == {r: 403 for r in refused}
+    report.say(f"engine: the socket proxy: {len(reads)} reads of Traefik and cAdvisor answered; "
+               f"a secret file's archive, an export, logs, exec and images refused (403)")
 
 
 @dataclass(frozen=True)
