@@ -79,7 +79,7 @@ def test_the_rules_file_is_valid_for_promtool(promtool, tmp_path, stack):
 
 
 @pytest.mark.parametrize("unit", ["host.yml", "edge.yml", "backup.yml", "backup_verify.yml",
-                                  "containers.yml"])
+                                  "containers.yml", "reloads.yml"])
 def test_alerts_fire_and_stay_quiet_as_written(promtool, tmp_path, unit):
     result = promtool_test(promtool, tmp_path, rules_text(prod_plan()),
                            (UNIT_TESTS / unit).read_text(), unit)
@@ -190,11 +190,13 @@ def test_only_what_the_stack_runs_is_watched():
     assert {"HostCpuHigh", "FilesystemAlmostFull", "ContainerDown", "ContainerRestartLoop",
             "CertificateExpiringSoon", "ServerErrorRatioHigh", "BackupFailed",
             "BackupTooOld", "BackupStatusMissing", "BackupVerifyFailed", "BackupVerifyTooOld",
-            "BackupVerifyStatusMissing", "MetricsTargetDown"} == everything
+            "BackupVerifyStatusMissing", "MetricsTargetDown", "PrometheusConfigReloadFailed",
+            "AlertmanagerConfigReloadFailed"} == everything
     without = alert_names(prod_plan(services={
         "node-exporter": {"enabled": False}, "cadvisor": {"enabled": False},
         "backup": {"enabled": False}}))
-    assert without == {"CertificateExpiringSoon", "ServerErrorRatioHigh", "MetricsTargetDown"}
+    assert without == {"CertificateExpiringSoon", "ServerErrorRatioHigh", "MetricsTargetDown",
+                       "PrometheusConfigReloadFailed", "AlertmanagerConfigReloadFailed"}
 
 
 def test_every_alert_has_its_runbook_section():

@@ -141,6 +141,27 @@ def _backup(limits: AlertingSettings, verify_max_age: int) -> dict[str, Any]:
     ]}
 
 
+def _reloads(running: set[str]) -> dict[str, Any]:
+    """A configuration the service refused to reload: it keeps running the old
+    one, and nothing else would say so (its writer's check passed)."""
+    rules = []
+    if "prometheus" in running:
+        rules.append(_alert(
+            "PrometheusConfigReloadFailed", "prometheus_config_last_reload_successful == 0",
+            "critical", "Prometheus refused its new configuration",
+            "Prometheus's last reload failed: it still runs the previous configuration and "
+            "alert rules, so a new scrape target, threshold or rule is not in effect.",
+            for_="2m"))
+    if "alertmanager" in running:
+        rules.append(_alert(
+            "AlertmanagerConfigReloadFailed", "alertmanager_config_last_reload_successful == 0",
+            "critical", "Alertmanager refused its new configuration",
+            "Alertmanager's last reload failed: it still routes alerts by the previous "
+            "configuration (receivers, SMTP settings).",
+            for_="2m"))
+    return {"name": "reloads", "rules": rules}
+
+
 def alert_rules(containers: list[Container], config: StackConfig, stack: str) -> dict[str, Any]:
     """The rules file: one group per thing watched."""
     limits = config.alerting
@@ -154,4 +175,6 @@ def alert_rules(containers: list[Container], config: StackConfig, stack: str) ->
         groups.append(_edge(limits))
     if "backup" in running:
         groups.append(_backup(limits, verify_max_age_seconds(config)))
+    if {"prometheus", "alertmanager"} & running:
+        groups.append(_reloads(running))
     return {"groups": groups}
