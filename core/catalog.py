@@ -256,6 +256,9 @@ def hidden_host_sockets(root: str) -> tuple[str, ...]:
 
 
 TRAEFIK_OPS_PORT = 8082  # ping and metrics; never published, never routed
+# Traefik's name on its scrape network, where alone its ops port listens: the
+# client sites and admin UIs on its other networks do not reach ping and metrics
+TRAEFIK_OPS_ALIAS = "traefik-ops"
 
 # Traefik, and the edge image built from it on the host with the CrowdSec bouncer
 # plugin inside (edge/Dockerfile, whose FROM names TRAEFIK_IMAGE)
@@ -274,6 +277,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         role="edge",
         networks=(PUBLIC_NET, DOCKER_API_NET, CROWDSEC_NET, scrape_net("traefik")),
         port=TRAEFIK_OPS_PORT,
+        listen_on=(scrape_net("traefik"), TRAEFIK_OPS_ALIAS),
         route=RouteSpec("traefik", admin=True, internal_service="api@internal"),
         volumes=(("traefik_certs", "/letsencrypt"), ("traefik_logs", "/var/log/traefik")),
         # Docker's first check comes one interval after the start, and `pulumi up`

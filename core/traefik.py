@@ -14,6 +14,7 @@ from typing import Any, Iterable, Optional
 
 from config.models import StackConfig
 
+from .catalog import TRAEFIK_OPS_ALIAS, TRAEFIK_OPS_PORT
 from .model import SELF_HEADERS, Container, HeaderPolicy, Route, secret
 
 SWARM_REFRESH_S = 2  # the swarm provider polls the API this often (default 15; core.swarm)
@@ -149,7 +150,12 @@ def static_config(config: StackConfig) -> dict[str, Any]:
                     "to": ENTRYPOINT, "scheme": "https", "permanent": True}}},
             },
             ENTRYPOINT: websecure,
-            "ops": {"address": ":8082"},
+            # bound to Traefik's address on its scrape network alone (Go binds the one
+            # address the name resolves to; `traefik healthcheck --ping` dials it
+            # too). A swarm's alias resolves to a virtual IP no task can bind: there
+            # every address
+            "ops": {"address": f"{TRAEFIK_OPS_ALIAS}:{TRAEFIK_OPS_PORT}" if config.engine == "docker"
+                    else f":{TRAEFIK_OPS_PORT}"},
         },
         # Containers sit on a local bridge: a connection takes well under a
         # millisecond. A server that vanished mid-update (its address gone) must

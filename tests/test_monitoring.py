@@ -85,12 +85,12 @@ def scrape_targets(plan: Plan) -> dict[str, str]:
 def test_prometheus_scrapes_the_platform_and_itself():
     plan = prod_plan()
     traefik_static = yaml.safe_load(upload(served(plan, "traefik"), "/etc/traefik/traefik.yml"))
-    ops_port = traefik_static["entryPoints"][traefik_static["metrics"]["prometheus"]["entryPoint"]][
-        "address"].lstrip(":")
+    ops_address = traefik_static["entryPoints"][traefik_static["metrics"]["prometheus"]["entryPoint"]][
+        "address"]
     listen = [a for a in plan.container("prometheus").command if a.startswith("--web.listen-address=")]
     assert listen == ["--web.listen-address=prometheus-api:9090"]
     assert scrape_targets(plan) == {
-        "traefik": f"traefik:{ops_port}/metrics",  # where Traefik's static config serves metrics
+        "traefik": f"{ops_address}/metrics",  # where Traefik's static config serves metrics
         "cadvisor": "cadvisor:8080/metrics",
         "node-exporter": "node-exporter:9100/metrics",
         # the only address it listens on, the one its command names

@@ -34,13 +34,19 @@ def reaches(reached: dict[str, set[str]], source: str) -> set[str]:
 
 def test_a_site_reaches_nothing_but_traefik(host):
     prod, dev, reached = host
+    # Traefik reaches them; they reach no listening port of its (ping, metrics)
     for site in ("jsr-solutions-prod", "jsr-dev", "jsr-solutions"):
-        assert reaches(reached, site) <= {"traefik", "jsr-dev", "jsr-solutions"}, site
-    assert reaches(reached, "jsr-solutions-prod") == {"traefik"}
-    # dev's sites reach each other (one network for the stack) and nothing of prod's but Traefik
-    prod_names = {c.name for c in prod.containers} - {"traefik"}
+        assert reaches(reached, site) <= {"jsr-dev", "jsr-solutions"}, site
+    assert reaches(reached, "jsr-solutions-prod") == set()
+    # dev's sites reach each other (one network for the stack) and nothing of prod's
+    prod_names = {c.name for c in prod.containers}
     for site in ("jsr-dev", "jsr-solutions"):
         assert not reaches(reached, site) & prod_names, site
+
+
+def test_traefiks_ping_and_metrics_answer_prometheus_alone(host):
+    _, _, reached = host
+    assert reached["traefik"] == {"prometheus"}
 
 
 def test_traefik_reaches_every_routed_container(host):

@@ -19,6 +19,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +33,14 @@ from tests.e2e.polling import poll
 
 from components.service import REPLACED_ON_CHANGE
 from core.backup import CONFIG_FILE as BACKUP_CONFIG
-from core.catalog import DOCKER_API_NET
+from core.catalog import DOCKER_API_NET, TRAEFIK_OPS_PORT, scrape_net
 
 from . import images, report
 from .compare import CONTAINER, counts, disagreements, engine_changes, plan_diff_changes
 from .platform import HTTPS_PORT, Load, answered, clear, get, is_instance_of, platform_names
 from .stack import PROJECT_DIR, UP_TIMEOUT_S, EngineStack
+
+PROBE_PORTS = Path(__file__).resolve().parent.parent / "e2e" / "probe_ports.py"
 
 ROUTES_WITHIN_S = 120
 WRITTEN_WITHIN_S = 30  # a writer installs its files within seconds of starting; Traefik watches
@@ -124,6 +127,32 @@ def test_pulumi_up_deploys_the_whole_local_stack(deployed: Deployed) -> None:
 
 def test_a_preview_right_after_up_plans_no_change(deployed: Deployed) -> None:
     no_change_planned(deployed.stack)
+
+
+def answered_from(deployed: Deployed, container: str, targets: list[str]) -> dict[str, bool]:
+    """TCP connections to `address:port` targets from inside `container`'s
+    network namespace (tests/e2e/probe_ports.py), whatever its image holds."""
+    pid = deployed.inspect(container)["State"]["Pid"]
+    done = subprocess.run(["nsenter", "-t", str(pid), "-n", sys.executable, str(PROBE_PORTS)],
+                          input="\n".join(targets), capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(done.stdout)
+
+
+def test_traefiks_ping_and_metrics_answer_prometheus_alone(deployed: Deployed) -> None:
+    traefik = deployed.inspect("traefik")["NetworkSettings"]["Networks"]
+    scrape = f"{traefik[scrape_net('traefik')]['IPAddress']}:{TRAEFIK_OPS_PORT}"
+    elsewhere = {network: f"{settings['IPAddress']}:{TRAEFIK_OPS_PORT}"
+                 for network, settings in traefik.items() if network != scrape_net("traefik")}
+    site = "jsr-solutions-prod"
+    site_networks = set(deployed.inspect(site)["NetworkSettings"]["Networks"])
+    assert answered_from(deployed, "prometheus", [scrape]) == {scrape: True}
+    from_site = answered_from(deployed, site, [a for n, a in elsewhere.items() if n in site_networks])
+    assert from_site and not any(from_site.values()), from_site
+    poll("Prometheus scraping Traefik's metrics", lambda: {
+        t["labels"]["job"]: t["health"] for t in prometheus_api(deployed, "targets")["activeTargets"]
+    }.get("traefik") == "up", 90, interval_s=2)
+    report.say(f"engine: Traefik's ping and metrics: Prometheus scrapes them; a site reaches "
+               f"neither ({len(from_site)} network(s) shared with Traefik)")
 
 
 def test_the_socket_proxy_answers_its_clients_reads_and_refuses_the_rest(deployed: Deployed) -> None:
