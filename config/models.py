@@ -66,6 +66,20 @@ def _check_env(env: dict[str, str]) -> dict[str, str]:
 EnvVars = Annotated[dict[str, str], AfterValidator(_check_env)]
 
 
+# Host paths that hand over the host or its containers (kernel interfaces,
+# devices, the boot files, Docker's and containerd's state): never bound.
+HOST_CONTROL_PATHS = ("/proc", "/sys", "/dev", "/boot", "/var/lib/docker", "/var/lib/containerd",
+                      "/run/containerd", "/var/run/containerd", "/etc/docker")
+# The host's system and users' files: bound read-only only (a container's data
+# belongs in a volume or a directory of its own, e.g. under /srv)
+SYSTEM_PATHS = ("/etc", "/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/root", "/home",
+                "/var/lib", "/var/log", "/var/spool", "/var/mail")
+
+
+def _within(path: str, directories: tuple[str, ...]) -> Optional[str]:
+    return next((d for d in directories if path == d or path.startswith(d + "/")), None)
+
+
 class BindMount(_Model):
     """A host directory or file made visible in a container (read-only by default)."""
 
@@ -85,6 +99,28 @@ class BindMount(_Model):
             )
         return value
 
+    @model_validator(mode="after")
+    def _host_paths_a_container_may_take(self) -> "BindMount":
+        path = "/" + posixpath.normpath(self.host_path).lstrip("/")
+        if (directory := _within(path, HOST_CONTROL_PATHS)):
+            raise ValueError(f"allowed: a hostPath outside {directory}, which hands the host or "
+                             "its containers over")
+        if not self.read_only and (directory := _within(path, SYSTEM_PATHS)):
+            raise ValueError(f"allowed: readOnly true for a hostPath under {directory}, the host's "
+                             "own files; keep a container's data in a volume or under /srv")
+        return self
+
+
+def _one_bind_per_target(mounts: list[BindMount]) -> list[BindMount]:
+    targets = [posixpath.normpath(m.target) for m in mounts]
+    doubled = sorted({t for t in targets if targets.count(t) > 1})
+    if doubled:
+        raise ValueError(f"allowed: one bind per target; {', '.join(doubled)} is bound twice")
+    return mounts
+
+
+BindMounts = Annotated[list[BindMount], AfterValidator(_one_bind_per_target)]
+
 
 class ServiceSettings(_Model):
     """Per-stack adjustments of one platform service from the catalog."""
@@ -97,7 +133,7 @@ class ServiceSettings(_Model):
     port: Optional[Port] = None
     healthcheck: Optional[list[str]] = Field(default=None, min_length=1)
     env: EnvVars = Field(default_factory=dict)
-    bind_mounts: list[BindMount] = Field(default_factory=list)
+    bind_mounts: BindMounts = Field(default_factory=list)
 
 
 
@@ -114,7 +150,7 @@ class SiteSettings(_Model):
     # a header value: no control characters (nor backticks, for good measure)
     content_security_policy: Optional[str] = Field(default=None, pattern=r"^[^`\x00-\x1f\x7f]+$")
     env: EnvVars = Field(default_factory=dict)
-    bind_mounts: list[BindMount] = Field(default_factory=list)
+    bind_mounts: BindMounts = Field(default_factory=list)
     # a mutable tag in a registry (e.g. ghcr.io/jsr/site:dev): each deployment asks
     # the registry for its digest and ships a new build when the tag moved
     follow_tag: bool = False
@@ -218,6 +254,15 @@ class SwarmSettings(_Model):
     # kind of service (edge, data, monitoring, backup, ai, tools) -> node role;
     # sites run on any node unless a container's own entry says otherwise
     placement: dict[str, NodeRole] = Field(default_factory=lambda: dict(DEFAULT_PLACEMENT))
+
+    @field_validator("placement")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(DEFAULT_PLACEMENT))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: allowed: a kind of service: "
+                             + ", ".join(sorted(DEFAULT_PLACEMENT)))
+        return value
     # a container (service or site) -> node role, over its kind's
     nodes: dict[Name, NodeRole] = Field(default_factory=dict)
     # a stateless container -> how many tasks (default 1; sites 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import replace
 from typing import Callable, Iterable, Optional
 
@@ -113,6 +114,21 @@ def _check_service_keys(config: StackConfig, problems: _Problems) -> None:
         elif name in REQUIRED_SERVICES and not settings.enabled:
             problems.add(f"services.{name}.enabled", False,
                          "allowed: true; the edge (traefik, socket proxy, crowdsec) is required")
+        else:
+            _check_binds_over_own_mounts(SERVICES_BY_NAME[name], settings, problems)
+
+
+def _check_binds_over_own_mounts(spec: ServiceSpec, settings: ServiceSettings,
+                                 problems: _Problems) -> None:
+    """A bind of a setting never lays itself over a path the service's own mounts,
+    tmpfs or secret files take (its data volume, its password file)."""
+    own = ({m.target for m in spec.mounts()} | set(spec.tmpfs)
+           | {f.path for f in spec.secret_files})
+    for index, bind in enumerate(settings.bind_mounts):
+        target = posixpath.normpath(bind.target)
+        if target in own:
+            problems.add(f"services.{spec.name}.bindMounts.{index}.target", bind.target,
+                         f"allowed: a path {spec.name} does not take already ({target} is its own)")
 
 
 def _check_own_software(config: StackConfig, problems: _Problems) -> None:

@@ -122,6 +122,9 @@ def _service(container: Container, config: StackConfig, problems: list[Problem])
     if stateful and replicas > 1:
         problems.append(Problem(f"fourlb:swarm.replicas.{container.name}", replicas,
                                 f"allowed: 1; {container.name} keeps data on one node"))
+    if node_role is None and any(m.host_path for m in container.mounts):
+        problems.append(Problem(key, None, f"required: {container.name} binds a host path, which "
+                                "exists on one node; name the node role its tasks run on"))
     if container.published_ports and node_role != EDGE_ROLE:
         problems.append(Problem(key, node_role, f"allowed: {EDGE_ROLE}; {container.name} publishes "
                                 "ports 80 and 443 on the edge nodes' addresses"))

@@ -28,8 +28,10 @@ CREDENTIAL_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY
 
 dns_labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
 tlds = st.from_regex(r"[a-z]{2,6}", fullmatch=True)
+# a site's name and its network's must not be the program's (core/names.py):
+# `<name>-out` is the network name of a site with egress, `stack-<s>` a sites stack's
 names = st.from_regex(r"[a-z][a-z0-9]{0,7}(-[a-z0-9]{1,5}){0,2}", fullmatch=True).filter(
-    lambda n: n not in SERVICES_BY_NAME)
+    lambda n: n not in SERVICES_BY_NAME and not n.endswith("-out") and not n.startswith("stack-"))
 ports = st.integers(min_value=1, max_value=65535)
 images = st.one_of(
     st.sampled_from(IMAGES),
@@ -56,11 +58,16 @@ env_values = st.one_of(
                      "{\"json\": true}", "multi\nline"]),
     st.text(max_size=20).filter(lambda s: "${secret:" not in s and "://" not in s and "$2" not in s),
 )
-bind_mounts = st.fixed_dictionaries(
-    {"hostPath": st.sampled_from(["/srv/www", "/srv/shop/data", "/var/www/html", "/opt/site",
-                                  "/etc/ssl/certs", "/var/lib/shop"]),
-     "target": st.sampled_from(["/usr/share/nginx/html", "/data", "/etc/ssl/certs"])},
-    optional={"readOnly": st.booleans()})
+bind_mounts = st.one_of(
+    st.fixed_dictionaries(
+        {"hostPath": st.sampled_from(["/srv/www", "/srv/shop/data", "/var/www/html", "/opt/site"]),
+         "target": st.sampled_from(["/usr/share/nginx/html", "/data", "/etc/ssl/certs"])},
+        optional={"readOnly": st.booleans()}),
+    # the host's own files: read-only only (config.models.SYSTEM_PATHS)
+    st.fixed_dictionaries(
+        {"hostPath": st.sampled_from(["/etc/ssl/certs", "/var/lib/shop"]),
+         "target": st.sampled_from(["/usr/share/nginx/html", "/data", "/etc/ssl/certs"])},
+        optional={"readOnly": st.just(True)}))
 
 
 def within(hostname: str, zone: str) -> bool:
@@ -106,7 +113,7 @@ def _site(draw, hostnames: Hostnames) -> dict[str, Any]:
         "healthPath": st.from_regex(r"/[a-z0-9._~/%-]{0,12}", fullmatch=True),
         "contentSecurityPolicy": csps,
         "env": st.dictionaries(env_names, env_values, max_size=3),
-        "bindMounts": st.lists(bind_mounts, max_size=2),
+        "bindMounts": st.lists(bind_mounts, max_size=2, unique_by=lambda m: m["target"]),
     }
     for key, strategy in optional.items():
         if draw(st.booleans()):

@@ -57,3 +57,50 @@ def test_names_of_their_own_are_accepted():
                                   config={**SITE, "hostnames": ["config.jsr-solutions.ca"]})}
     plan = build_plan(parse_stack_config("prod", values), "prod", ("dev",))
     assert {"shop", "config"} <= {c.name for c in plan.containers}
+
+
+# ---- host binds ---------------------------------------------------------------
+
+def site_with_binds(*binds: dict) -> dict:
+    return prod_sites(shop={**SITE, "bindMounts": list(binds)})
+
+
+@pytest.mark.parametrize("host_path", ["/proc", "/sys/fs/cgroup", "/dev/sda", "/var/lib/docker/volumes",
+                                       "/etc/docker", "/run/containerd/containerd.sock", "/boot"])
+def test_a_bind_that_hands_the_host_over_is_refused(host_path):
+    message = refusal(sites=site_with_binds({"hostPath": host_path, "target": "/data"}))
+    assert "fourlb:sites.shop.bindMounts.0" in message and "hands the host" in message
+
+
+def test_the_hosts_own_files_are_bound_read_only_only():
+    message = refusal(sites=site_with_binds({"hostPath": "/etc/ssl/certs", "target": "/certs",
+                                             "readOnly": False}))
+    assert "fourlb:sites.shop.bindMounts.0" in message and "readOnly true" in message
+    values = {**StackFile("prod", PROJECT_DIR).values, "sites": site_with_binds(
+        {"hostPath": "/etc/ssl/certs", "target": "/certs"},
+        {"hostPath": "/srv/shop/uploads", "target": "/uploads", "readOnly": False})}
+    plan = build_plan(parse_stack_config("prod", values), "prod")
+    assert {(m.host_path, m.read_only) for m in plan.container("shop").mounts} == {
+        ("/etc/ssl/certs", True), ("/srv/shop/uploads", False)}
+
+
+def test_two_binds_on_one_target_are_refused():
+    message = refusal(sites=site_with_binds({"hostPath": "/srv/a", "target": "/data"},
+                                            {"hostPath": "/srv/b", "target": "/data/"}))
+    assert "fourlb:sites.shop.bindMounts" in message and "/data is bound twice" in message
+
+
+def test_a_bind_over_a_services_own_data_or_password_is_refused():
+    services = {**StackFile("prod", PROJECT_DIR).values["services"], "postgres": {"bindMounts": [
+        {"hostPath": "/srv/pg", "target": "/var/lib/postgresql/data"},
+        {"hostPath": "/srv/pw", "target": "/run/secrets/postgres-password"}]}}
+    message = refusal(services=services)
+    assert "fourlb:services.postgres.bindMounts.0.target" in message
+    assert "fourlb:services.postgres.bindMounts.1.target" in message
+
+
+def test_a_swarm_refuses_an_unknown_placement_kind():
+    values = StackFile("swarm", PROJECT_DIR).values
+    swarm = {**values["swarm"], "placement": {**values["swarm"]["placement"], "databases": "data"}}
+    message = refusal("swarm", swarm=swarm)
+    assert "fourlb:swarm.placement" in message and "databases" in message

@@ -76,6 +76,21 @@ def test_the_edge_publishes_on_the_edge_nodes_and_reads_the_api_on_a_manager(pla
     assert not allows(template, "GET", "/v1.41/secrets")
 
 
+def test_a_host_bind_of_a_service_that_may_run_on_any_node_is_a_plan_error():
+    site = next(iter(StackFile("swarm").values["sites"]))
+
+    def bound(values):
+        values["sites"][site]["bindMounts"] = [{"hostPath": "/srv/shop", "target": "/data"}]
+    with pytest.raises(StackConfigError) as refused:
+        swarm(bound)
+    assert f"fourlb:swarm.nodes.{site}" in str(refused.value)
+
+    def pinned(values):
+        bound(values)
+        values["swarm"].setdefault("nodes", {})[site] = "data"
+    assert swarm(pinned).service(site).node_role == "data"
+
+
 def test_a_stateful_service_with_no_node_role_is_a_plan_error():
     def unplaced(values):
         values["swarm"]["placement"] = {k: v for k, v in values["swarm"]["placement"].items()
