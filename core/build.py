@@ -195,6 +195,8 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
         build_platform=None if settings.image or not spec.build_context else config.host_platform,
         egress=spec.egress,
         listen_on=spec.listen_on,
+        starts_after=tuple(s for s in spec.starts_after
+                           if config.services.get(s, ServiceSettings()).enabled),
         headers=spec.headers,
     )
 

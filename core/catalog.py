@@ -193,6 +193,8 @@ class ServiceSpec:
     listen_on: Optional[tuple[str, str]] = None
     # response headers where the strict default would break the application
     headers: Optional[HeaderPolicy] = None
+    # services of the plan that must be running (healthy) before this one starts
+    starts_after: tuple[str, ...] = ()
 
     def mounts(self) -> tuple[Mount, ...]:
         volumes = tuple(Mount(target=t, volume=v) for v, t in self.volumes)
@@ -520,6 +522,9 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         networks=(scrape_net("cadvisor"), DOCKER_API_NET),
         port=8080,
         # container names come through the socket proxy, not a mounted socket
+        # it registers its Docker factory once, at start, and never retries: the
+        # proxy must answer by then (a blind cAdvisor: alert ContainerMetricsBlind)
+        starts_after=("docker-socket-proxy",),
         command=("--docker=tcp://docker-socket-proxy:2375", "--docker_only=true",
                  "--housekeeping_interval=30s"),
         host_mounts=(("/", "/rootfs"), ("/sys", "/sys"), ("/var/lib/docker", "/var/lib/docker"),

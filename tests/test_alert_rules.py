@@ -188,6 +188,7 @@ def alert_names(plan: Plan) -> set[str]:
 def test_only_what_the_stack_runs_is_watched():
     everything = alert_names(prod_plan())
     assert {"HostCpuHigh", "FilesystemAlmostFull", "ContainerDown", "ContainerRestartLoop",
+            "ContainerMetricsBlind",
             "CertificateExpiringSoon", "ServerErrorRatioHigh", "BackupFailed",
             "BackupTooOld", "BackupStatusMissing", "BackupVerifyFailed", "BackupVerifyTooOld",
             "BackupVerifyStatusMissing", "MetricsTargetDown", "PrometheusConfigReloadFailed",

@@ -75,6 +75,16 @@ def _containers(containers: Iterable[Container], stack: str) -> dict[str, Any]:
                "cAdvisor has not seen {{ $labels.container_label_fourlb_service }} of stack "
                "{{ $labels.container_label_fourlb_stack }} running for 5 minutes.",
                for_="5m"),
+        # cAdvisor answers and sees none of the stack's containers: its Docker
+        # factory did not register at start (proxy not answering), and it never
+        # retries; every ContainerDown would fire too, for the wrong reason
+        _alert("ContainerMetricsBlind",
+               f'up{{job="cadvisor"}} == 1 unless on() '
+               f"count(container_last_seen{{container_label_fourlb_stack={stack_value}}}) > 0",
+               "critical", "cAdvisor sees no container of this stack",
+               "cAdvisor answers Prometheus but reports none of the stack's containers: it could "
+               "not reach Docker through the socket proxy when it started. Restart it.",
+               for_="5m"),
         _alert("ContainerRestartLoop", f"{queries.container_restarts('15m')} >= 3", "warning",
                "Container {{ $labels.name }} keeps restarting",
                "{{ $labels.name }} started {{ $value }} times in 15 minutes.",

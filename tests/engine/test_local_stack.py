@@ -387,14 +387,19 @@ def test_a_sites_image_bumped_under_load(deployed: Deployed) -> None:
                f"the new release serves; pulumi up to the old container gone: {outcome.up_seconds:.1f} s")
 
 
-def container_waits_for_connection(deployed: Deployed, container: str, connection: str) -> bool:
-    """Whether the state says the container `container` is created after the
-    network connection `connection` (a pulumi-command resource)."""
+def waits_for(deployed: Deployed, dependent: tuple[str, str], dependency: tuple[str, str]) -> bool:
+    """Whether the state says the resource `dependent` (type, name) is created
+    after `dependency`."""
+    resources = deployed.stack.resources()
+
     def urn(type_: str, name: str) -> dict[str, Any]:
-        return next(r for r in deployed.stack.resources()
-                    if r["type"] == type_ and r["urn"].endswith("::" + name))
-    dependency = urn("command:local:Command", connection)["urn"]
-    return dependency in urn(CONTAINER, container).get("dependencies", [])
+        return next(r for r in resources if r["type"] == type_ and r["urn"].endswith("::" + name))
+    return urn(*dependency)["urn"] in urn(*dependent).get("dependencies", [])
+
+
+def test_cadvisor_starts_once_the_socket_proxy_answers(deployed: Deployed) -> None:
+    # it registers its Docker connection once, at start (core/catalog.py)
+    assert waits_for(deployed, (CONTAINER, "cadvisor"), (CONTAINER, "docker-socket-proxy"))
 
 
 def test_a_sites_egress_flipped_under_load(deployed: Deployed) -> None:
@@ -415,7 +420,7 @@ def test_a_sites_egress_flipped_under_load(deployed: Deployed) -> None:
     assert f"edge-{site}" not in deployed.inspect("traefik")["NetworkSettings"]["Networks"]
     assert not [n for n in deployed.docker.request("GET", "/networks") if n["Name"] == f"edge-{site}"]
     # the site is routed only once Traefik is on its new network
-    assert container_waits_for_connection(deployed, site, f"traefik-on-edge-{site}-out")
+    assert waits_for(deployed, (CONTAINER, site), ("command:local:Command", f"traefik-on-edge-{site}-out"))
     say_change("a site's egress flipped", outcome, "moved to a network with a way out, Traefik connected first")
 
 def test_the_admin_password(deployed: Deployed) -> None:
