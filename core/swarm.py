@@ -31,7 +31,7 @@ from typing import Literal, Optional
 from config.errors import Problem, StackConfigError
 from config.models import StackConfig
 
-from . import catalog, socket_proxy
+from . import catalog
 from .live_config import WRITER_SUFFIX
 from .model import Container, DnsRecord, Plan, Upload, secret_names_in
 from .traefik import SWARM_REFRESH_S
@@ -130,11 +130,7 @@ def _service(container: Container, config: StackConfig, problems: list[Problem])
                                 "ports 80 and 443 on the edge nodes' addresses"))
     env, env_files = _env_without_secrets(container)
     on_a_manager = any(m.host_path == DOCKER_SOCKET for m in container.mounts)
-    uploads = container.uploads
-    if on_a_manager:  # what Traefik's swarm provider reads besides what its docker provider does
-        swarm_files = {u.path: u for u in socket_proxy.socket_proxy_files(swarm=True)}
-        uploads = tuple(swarm_files.get(u.path, u) for u in uploads)
-    files = tuple(_file(container.name, u) for u in uploads + env_files)
+    files = tuple(_file(container.name, u) for u in container.uploads + env_files)
     return SwarmService(
         container=replace(container, env=env, uploads=()),
         replicas=replicas, node_role=node_role, stateful=stateful, on_a_manager=on_a_manager,
