@@ -6,11 +6,7 @@ plans give (core.networks.reachability)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 from core.networks import reachability
 
@@ -18,9 +14,9 @@ from .changes import NOT_PROBED_TARGETS
 from .conftest import FACTS
 from .declared import Declared
 from .harness import Edge
+from .probe_ports import from_network_namespace
 from .platform import Platform
 
-PROBE = Path(__file__).resolve().parent / "probe_ports.py"
 PROBE_WITHIN_S = 60  # every probe of one container runs in parallel, 1 s each at most
 STARTING_ROUNDS, STARTING_PAUSE_S = 4, 5  # what should answer and does not yet is asked again
 
@@ -28,10 +24,7 @@ STARTING_ROUNDS, STARTING_PAUSE_S = 4, 5  # what should answer and does not yet 
 def _probe(platform: Platform, container: str, targets: list[str]) -> dict[str, bool]:
     pid = platform.engine.inspect(container)["State"]["Pid"]
     assert pid, f"{container} is not running"
-    done = subprocess.run(["nsenter", "-t", str(pid), "-n", sys.executable, str(PROBE)],
-                          input="\n".join(targets), capture_output=True, text=True,
-                          timeout=PROBE_WITHIN_S, check=True)
-    return json.loads(done.stdout)
+    return from_network_namespace(pid, targets, PROBE_WITHIN_S)
 
 
 def test_what_answers_is_what_the_plans_say(platform: Platform, stacks: dict[str, Declared],

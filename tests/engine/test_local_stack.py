@@ -19,7 +19,6 @@ import json
 import re
 import shlex
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import pytest
 from tests.e2e.client import https_get
 from tests.e2e.engine import Engine
 from tests.e2e.polling import poll
+from tests.e2e.probe_ports import from_network_namespace
 
 from components.service import REPLACED_ON_CHANGE
 from core.backup import CONFIG_FILE as BACKUP_CONFIG
@@ -39,8 +39,6 @@ from . import images, report
 from .compare import CONTAINER, counts, disagreements, engine_changes, plan_diff_changes
 from .platform import HTTPS_PORT, Load, answered, clear, get, is_instance_of, platform_names
 from .stack import PROJECT_DIR, UP_TIMEOUT_S, EngineStack
-
-PROBE_PORTS = Path(__file__).resolve().parent.parent / "e2e" / "probe_ports.py"
 
 ROUTES_WITHIN_S = 120
 WRITTEN_WITHIN_S = 30  # a writer installs its files within seconds of starting; Traefik watches
@@ -132,10 +130,7 @@ def test_a_preview_right_after_up_plans_no_change(deployed: Deployed) -> None:
 def answered_from(deployed: Deployed, container: str, targets: list[str]) -> dict[str, bool]:
     """TCP connections to `address:port` targets from inside `container`'s
     network namespace (tests/e2e/probe_ports.py), whatever its image holds."""
-    pid = deployed.inspect(container)["State"]["Pid"]
-    done = subprocess.run(["nsenter", "-t", str(pid), "-n", sys.executable, str(PROBE_PORTS)],
-                          input="\n".join(targets), capture_output=True, text=True, timeout=60, check=True)
-    return json.loads(done.stdout)
+    return from_network_namespace(deployed.inspect(container)["State"]["Pid"], targets)
 
 
 def test_traefiks_ping_and_metrics_answer_prometheus_alone(deployed: Deployed) -> None:
@@ -422,6 +417,7 @@ def test_a_sites_egress_flipped_under_load(deployed: Deployed) -> None:
     # the site is routed only once Traefik is on its new network
     assert waits_for(deployed, (CONTAINER, site), ("command:local:Command", f"traefik-on-edge-{site}-out"))
     say_change("a site's egress flipped", outcome, "moved to a network with a way out, Traefik connected first")
+
 
 def test_the_admin_password(deployed: Deployed) -> None:
     traefik = deployed.inspect("traefik")["Id"]
