@@ -18,7 +18,6 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -27,7 +26,8 @@ import pytest
 from core.edge import load_plan
 from core.socket_proxy import TEMPLATE_PATH, haproxy_template
 from policy import rules
-from policy.rules import CONTAINER, FORBIDDEN_REQUESTS, haproxy_allows
+from policy.rules import FORBIDDEN_REQUESTS, haproxy_allows
+from tests.test_policy import Resource, container
 
 IMAGE_TEMPLATE = Path(__file__).parent / "engine" / "socket_proxy" / "haproxy.cfg.template"
 # what Traefik's docker provider and cAdvisor send (core/socket_proxy.py)
@@ -42,16 +42,8 @@ OTHERS = (("GET", "/v1.51/containers/3f2a9c/json/../archive"), ("GET", "/v1.51/c
           ("PUT", "/v1.51/containers/3f2a9c/archive"), ("GET", "/v1.51/services"))
 
 
-@dataclass
-class Resource:  # the part of ResourceValidationArgs the checks read
-    resource_type: str
-    props: dict
-    name: str
-
-
 def proxy_container(uploads: list[dict]) -> Resource:
-    return Resource(CONTAINER, {"labels": [{"label": "fourlb.service", "value": "docker-socket-proxy"}],
-                                "uploads": uploads}, "docker-socket-proxy")
+    return container("docker-socket-proxy", uploads=uploads)
 
 
 def test_the_program_uploads_a_configuration_that_passes_the_policy():
