@@ -10,8 +10,8 @@ from config.errors import MISSING, Problem, StackConfigError
 from config.models import ServiceSettings, SiteSettings, StackConfig
 from config.types import is_within_zone
 
-from . import (backup, catalog, files, live_config, monitoring, names, networks, passwords,
-               socket_proxy, traefik)
+from . import (backup, bouncer_key, catalog, files, live_config, monitoring, names, networks, passwords,
+               socket_proxy, start_scripts, traefik)
 from .catalog import PLATFORM_SERVICES, SECRETS, SERVICES_BY_NAME, ServiceSpec
 from .deploy_checks import is_local_stack
 from .model import (
@@ -84,8 +84,9 @@ def build_plan(config: StackConfig, stack: str, served_stacks: Iterable[str] = (
 
     containers = backup.with_backup_mounts(containers)
     containers = _with_generated_files(containers, config, stack)
-    containers = passwords.with_start_scripts(containers)
-    containers = _with_live_config(containers)
+    containers = start_scripts.with_start_scripts(
+        containers, {**passwords.START_SCRIPTS, **bouncer_key.START_SCRIPTS})
+    containers = _in_start_order(_with_live_config(containers))
     containers = networks.with_edge_networks(containers, config, stack, served_stacks)
     containers = networks.without_lonely_networks(containers)
     containers = [replace(c, labels=traefik.labels(c, config, stack),
@@ -272,6 +273,27 @@ def _check_hostnames(containers: Iterable[Container], config: StackConfig,
                     problems.add(key, hostname,
                                  f"allowed: a hostname not already routed (to {seen[where]})")
                 seen.setdefault(where, container.name)
+
+
+def _in_start_order(containers: list[Container]) -> list[Container]:
+    """The plan's order, but every container after those it starts after (the
+    renderers declare them in this order: what one waits for exists already)."""
+    by_name = {c.name: c for c in containers}
+    ordered: dict[str, Container] = {}
+
+    def place(container: Container, waiting: tuple[str, ...]) -> None:
+        if container.name in ordered:
+            return
+        if container.name in waiting:
+            raise ValueError(f"containers start after each other: {' -> '.join(waiting + (container.name,))}")
+        for name in container.starts_after:
+            if name in by_name:
+                place(by_name[name], waiting + (container.name,))
+        ordered[container.name] = container
+
+    for container in containers:
+        place(container, ())
+    return list(ordered.values())
 
 
 def _with_live_config(containers: list[Container]) -> list[Container]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from .bouncer_key import CROWDSEC_KEY_FILE, TRAEFIK_KEY_FILE
 from .live_config import LiveConfig
 from .model import HeaderPolicy, HealthCheck, Mount, SecretSpec, UpdateOrder, secret
 
@@ -282,6 +283,11 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         listen_on=(scrape_net("traefik"), TRAEFIK_OPS_ALIAS),
         route=RouteSpec("traefik", admin=True, internal_service="api@internal"),
         volumes=(("traefik_certs", "/letsencrypt"), ("traefik_logs", "/var/log/traefik")),
+        # the bouncer plugin reads its key once per process: a new key must replace
+        # Traefik, and a file of its own does (core/bouncer_key.py); Traefik runs as root
+        secret_files=(SecretFile("crowdsec-bouncer-key", TRAEFIK_KEY_FILE, "0400"),),
+        # the bouncer's key is registered once CrowdSec answers (its health check)
+        starts_after=("crowdsec",),
         # Docker's first check comes one interval after the start, and `pulumi up`
         # connects the client sites' networks (core.networks) once it is healthy:
         # a short interval keeps a replaced edge's sites away for seconds only
@@ -317,8 +323,8 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
                  ("crowdsec_config", "/etc/crowdsec"),
                  ("traefik_logs", "/var/log/traefik")),
         env=(("COLLECTIONS", "crowdsecurity/traefik crowdsecurity/http-cve"),),
-        # docker_start.sh registers a bouncer per /run/secrets/BOUNCER_KEY_* file, as root
-        secret_files=(SecretFile("crowdsec-bouncer-key", "/run/secrets/BOUNCER_KEY_traefik", "0400"),),
+        # registered under a name of its digest by the start script (core/bouncer_key.py), as root
+        secret_files=(SecretFile("crowdsec-bouncer-key", CROWDSEC_KEY_FILE, "0400"),),
         healthcheck=HealthCheck(("CMD", "cscli", "lapi", "status"), start_period_s=60),
         memory_mb=512,
         update_order="stop-first",

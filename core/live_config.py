@@ -18,11 +18,10 @@ import shlex
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from .model import Container, HealthCheck, Mount
+from .model import WRITER_SUFFIX, Container, HealthCheck, Mount
 
 TARGET = "/target"  # where the writer mounts the volume
 WRITTEN = "/tmp/fourlb-config-written"  # its health: the files are in place
-WRITER_SUFFIX = "-config"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+# the container that writes a service's live configuration (core.live_config)
+WRITER_SUFFIX = "-config"
+
 SECRET_PLACEHOLDER = re.compile(r"\$\{secret:([a-z0-9-]+)\}")
 
 
@@ -261,7 +264,8 @@ class Plan:
     def files_of(self, name: str) -> tuple[Upload, ...]:
         """Every file container `name` reads that the program writes: its uploads,
         and those its writer installs in its configuration volume (core.live_config)."""
-        writers = [c for c in self.containers if c.name in self.container(name).starts_after]
+        writers = [c for c in self.containers
+                   if c.name == name + WRITER_SUFFIX and c.name in self.container(name).starts_after]
         return self.container(name).uploads + tuple(u for w in writers for u in w.uploads)
 
     @property

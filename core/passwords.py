@@ -15,16 +15,7 @@ file), so a replaced container is enough for them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
-from .model import Container, Upload
-
-
-@dataclass(frozen=True)
-class StartScript:
-    path: str
-    script: str
-    command: tuple[str, ...]  # an entrypoint of our own drops the image's CMD: given again
+from .start_scripts import StartScript
 
 
 # The server is not running yet: single-user mode changes the role with nothing
@@ -77,17 +68,3 @@ exec /run.sh "$@"
 """, command=())
 
 START_SCRIPTS = {"postgres": POSTGRES_START, "grafana": GRAFANA_START}
-
-
-def with_start_scripts(containers: list[Container]) -> list[Container]:
-    """PostgreSQL and Grafana start through their script (an image the stack names
-    for them is still theirs: the script runs its entrypoint)."""
-    result = []
-    for container in containers:
-        start = START_SCRIPTS.get(container.name)
-        if start and not container.entrypoint:
-            container = replace(container, entrypoint=(start.path,),
-                                command=container.command or start.command,
-                                uploads=container.uploads + (Upload(start.path, start.script, mode="0755"),))
-        result.append(container)
-    return result

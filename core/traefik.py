@@ -14,6 +14,7 @@ from typing import Any, Iterable, Optional
 
 from config.models import StackConfig
 
+from .bouncer_key import TRAEFIK_KEY_FILE
 from .catalog import TRAEFIK_OPS_ALIAS, TRAEFIK_OPS_PORT
 from .model import SELF_HEADERS, Container, HeaderPolicy, Route, secret
 
@@ -200,8 +201,8 @@ def bouncer_settings(config: StackConfig) -> dict[str, Any]:
     bouncer.go handleStreamTicker; its default 0 blocks every request after the
     first failed update, and live mode answers 403 to any address the LAPI cannot
     be asked about). `crowdsecFailClosedAfterSeconds` blocks everyone after that
-    long without an answer instead. The key is inline: a rotated key changes this
-    file, and Traefik rebuilds the middleware on reload."""
+    long without an answer instead. The key is a file of Traefik's own, read once
+    per process by the plugin: a new key replaces Traefik (core/bouncer_key.py)."""
     after_s = config.crowdsec_fail_closed_after_seconds
     return {
         "enabled": True,
@@ -210,7 +211,7 @@ def bouncer_settings(config: StackConfig) -> dict[str, Any]:
         "updateMaxFailure": -1 if after_s is None else max(1, -(-after_s // STREAM_INTERVAL_S)),
         "crowdsecLapiScheme": "http",
         "crowdsecLapiHost": "crowdsec:8080",
-        "crowdsecLapiKey": secret("crowdsec-bouncer-key"),
+        "crowdsecLapiKeyFile": TRAEFIK_KEY_FILE,
     }
 
 

@@ -13,6 +13,7 @@ import yaml
 from core.edge import load_plan
 from config.errors import StackConfigError
 from core.model import secret_names_in
+from core.traefik import DYNAMIC_DIR, STATIC_FILE
 from tests.plans import prod_plan, served
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,14 @@ def dev():
 @pytest.fixture(scope="module")
 def local():
     return load_plan("local", PROJECT)[1]
+
+
+DYNAMIC_FILE = f"{DYNAMIC_DIR}/middlewares.yml"
+
+
+def traefik_file(plan, path: str) -> dict:
+    (content,) = [f.content for f in plan.files_of("traefik") if f.path == path]
+    return yaml.safe_load(content)
 
 
 def labels_of(container) -> dict[str, str]:
@@ -158,7 +167,7 @@ def test_admin_hostnames_need_basic_auth(prod):
     for name in ("traefik", "prometheus"):
         chain = [v for k, v in prod.container(name).labels if k.endswith(".middlewares")]
         assert chain and all("admin-auth@file" in v for v in chain)
-    dynamic = yaml.safe_load(prod.files_of("traefik")[1].content)
+    dynamic = traefik_file(prod, DYNAMIC_FILE)
     users = dynamic["http"]["middlewares"]["admin-auth"]["basicAuth"]["users"]
     assert users == ["admin:${secret:admin-password-bcrypt}"]
 
@@ -167,13 +176,13 @@ def test_ai_api_is_limited_to_60_requests_a_minute(prod):
     backend = labels_of(prod.container("ai-orchestrator-backend"))
     assert any(v.endswith("ratelimit-ai-api@file") or "ratelimit-ai-api@file," in v
                for k, v in backend.items() if k.endswith(".middlewares"))
-    dynamic = yaml.safe_load(prod.files_of("traefik")[1].content)
+    dynamic = traefik_file(prod, DYNAMIC_FILE)
     limit = dynamic["http"]["middlewares"]["ratelimit-ai-api"]["rateLimit"]
     assert (limit["average"], limit["period"]) == (60, "1m")
 
 
 def test_traefik_static_configuration(prod):
-    static = yaml.safe_load(prod.files_of("traefik")[0].content)
+    static = traefik_file(prod, STATIC_FILE)
     web = static["entryPoints"]["web"]
     assert web["address"] == ":80"
     assert web["http"]["redirections"]["entryPoint"]["to"] == "websecure"
@@ -199,7 +208,7 @@ def test_cloudflare_dns_challenge_is_an_option(prod):
     values["acme"] = {"email": "admin@4lb.ca", "challenge": "cloudflare-dns"}
     plan = build_plan(parse_stack_config("prod", values), "prod")
     traefik = served(plan, "traefik")
-    static = yaml.safe_load(traefik.uploads[0].content)
+    (static,) = [yaml.safe_load(u.content) for u in traefik.uploads if u.path == STATIC_FILE]
     assert static["certificatesResolvers"]["le"]["acme"]["dnsChallenge"] == {"provider": "cloudflare"}
     (token,) = [value for key, value in traefik.env if key == "CF_DNS_API_TOKEN_FILE"]
     assert [(u.content, u.mode) for u in traefik.uploads if u.path == token] == [
@@ -237,7 +246,7 @@ def test_dev_has_only_the_jsr_sites_on_the_network_prod_declares_for_it(dev, pro
 def test_local_stack_uses_localhost_names_no_dns_and_no_acme(local):
     assert local.public_hostnames and all(h.endswith(".localhost") for h in local.public_hostnames)
     assert not local.dns_records
-    static = yaml.safe_load(local.files_of("traefik")[0].content)
+    static = traefik_file(local, STATIC_FILE)
     assert "certificatesResolvers" not in static
     for container in local.containers:
         assert not any(k.endswith("certresolver") for k, _ in container.labels)
@@ -334,7 +343,8 @@ def test_secrets_reach_containers_as_files_but_for_the_listed_exceptions():
     assert {("postgres", "/run/secrets/postgres-password"),
             ("grafana", "/run/secrets/grafana-admin-password"),
             ("code-server", "/run/secrets/code-server-password"),
-            ("crowdsec", "/run/secrets/BOUNCER_KEY_traefik")} <= as_files
+            ("crowdsec", "/run/secrets/traefik-bouncer-key"),
+            ("traefik", "/run/secrets/crowdsec-bouncer-key")} <= as_files
 
 
 def test_the_edge_image_holds_the_pinned_bouncer_and_traefik_starts_without_a_download(prod):
@@ -343,7 +353,7 @@ def test_the_edge_image_holds_the_pinned_bouncer_and_traefik_starts_without_a_do
     assert f"\nFROM {catalog.TRAEFIK_IMAGE}\n" in dockerfile
     source = f"{edge.CROWDSEC_PLUGIN.replace('github.com/', 'https://github.com/')}.git#{edge.CROWDSEC_PLUGIN_COMMIT}"
     assert source in dockerfile and f"/plugins-local/src/{edge.CROWDSEC_PLUGIN}" in dockerfile
-    static = yaml.safe_load(prod.files_of("traefik")[0].content)
+    static = traefik_file(prod, STATIC_FILE)
     assert static["experimental"] == {"localPlugins": {"bouncer": {"moduleName": edge.CROWDSEC_PLUGIN}}}
     # the writer of its files runs the stock image: nothing else to pull or build
     assert prod.container("traefik-config").image == catalog.TRAEFIK_IMAGE
@@ -368,7 +378,10 @@ def test_the_bouncer_never_locks_everyone_out_unless_told_to(prod):
     default = bouncer(prod)
     assert (default["crowdsecMode"], default["updateMaxFailure"]) == ("stream", -1)
     assert default["updateIntervalSeconds"] == 15
-    assert default["crowdsecLapiKey"] == "${secret:crowdsec-bouncer-key}"
+    # the key is a file of Traefik's, not in the directory its writer fills
+    assert "crowdsecLapiKey" not in default
+    (key_file,) = [u for u in prod.container("traefik").uploads if u.path == default["crowdsecLapiKeyFile"]]
+    assert key_file.content == "${secret:crowdsec-bouncer-key}" and key_file.mode == "0400"
     values = {**StackFile("prod", PROJECT).values, "crowdsecFailClosedAfterSeconds": 60}
     closed = bouncer(build_plan(parse_stack_config("prod", values), "prod"))
     assert closed["updateMaxFailure"] == 4  # 4 failed updates, 15 s apart

@@ -141,9 +141,12 @@ def test_secrets_reach_containers_only_as_encrypted_values(prod):
     dynamic = [u for u in uploads["value"] if u["file"].endswith("middlewares.yml")][0]
     assert "admin:$2a$10$" in dynamic["content"]  # a bcrypt hash, not the password
     assert GENERATED_PREFIX + "admin-password" not in dynamic["content"]
-    assert "crowdsecLapiKey: " + GENERATED_PREFIX + "crowdsec-bouncer-key" in dynamic["content"]
-    # the edge's own inputs hold no secret: the static file only
-    assert not is_secret(prod.containers["traefik"].inputs["uploads"])
+    # the bouncer key is no longer in the directory the writer fills: a file of Traefik's
+    assert GENERATED_PREFIX + "crowdsec-bouncer-key" not in dynamic["content"]
+    edge_uploads = prod.containers["traefik"].inputs["uploads"]
+    assert is_secret(edge_uploads)
+    (key_file,) = [u for u in edge_uploads["value"] if u["file"] == "/run/secrets/crowdsec-bouncer-key"]
+    assert key_file["content"] == GENERATED_PREFIX + "crowdsec-bouncer-key"
 
 
 def test_dev_declares_two_sites_on_the_existing_network_and_no_platform(dev, prod):

@@ -34,7 +34,6 @@ CHANGES = {
     "rate limit": {"overrides": {"fourlb:rateLimits": json.dumps({"defaultPerMinute": 120})}},
     "admin allow-list": {"overrides": {"fourlb:adminAllowIps": json.dumps(["149.56.10.0/24"])}},
     "admin password": {"secrets": {"fourlb:adminPassword": "a-new-admin-password"}},
-    "bouncer key rotated": {"secrets": {"fourlb:crowdsecBouncerKey": "a-new-bouncer-key"}},
     "alert threshold": {"overrides": {"fourlb:alerting": json.dumps(
         {**_values("fourlb:alerting"), "cpuPercent": 75})}},
     "client site added": {"overrides": {"fourlb:sites": _sites_plus_one()}},
@@ -53,6 +52,19 @@ def test_an_everyday_change_restarts_nothing_long_lived(deploy, prod_run, change
         assert inputs(changed, name) == inputs(prod_run, name), f"{change} would replace {name}"
     moved = [w for w in WRITERS if inputs(changed, w) != inputs(prod_run, w)]
     assert moved, f"{change} reaches no writer: where did it go?"
+
+
+def test_a_rotated_bouncer_key_replaces_the_edge_and_crowdsec_only(deploy, prod_run):
+    """The exception: the bouncer plugin reads its key once per Traefik process
+    (core/bouncer_key.py), so the key is a file of Traefik's, and a new one
+    replaces Traefik and CrowdSec, and nothing else long-lived."""
+    changed = deploy("prod", secrets={"fourlb:crowdsecBouncerKey": "a-new-bouncer-key"})
+    assert changed.error is None, changed.error
+    for name in ("traefik", "crowdsec"):
+        before, after = inputs(prod_run, name), inputs(changed, name)
+        assert {key for key in before if before[key] != after[key]} == {"uploads"}, name
+    for name in LONG_LIVED[1:]:
+        assert inputs(changed, name) == inputs(prod_run, name), name
 
 
 def test_a_client_site_added_connects_the_edge_to_its_network(deploy, prod_run):

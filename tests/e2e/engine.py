@@ -279,13 +279,15 @@ class Engine:
             "Cmd": cmd, "AttachStdout": True, "AttachStderr": True, "User": user})["Id"]
         raw = self.request("POST", f"/exec/{ident}/start", body={"Detach": False, "Tty": False},
                            ok=(200,)) or b""
-        output = b""
-        while len(raw) >= 8:  # 8-byte frame header: stream, 0, 0, 0, big-endian size
-            size = int.from_bytes(raw[4:8], "big")
-            output += raw[8:8 + size]
-            raw = raw[8 + size:]
         code = self.request("GET", f"/exec/{ident}/json")["ExitCode"]
-        return code, output
+        return code, _demultiplexed(raw)
+
+    def logs(self, container: str, timestamps: bool = False) -> str:
+        """What the container wrote so far, stdout and stderr as one text (each line
+        after the time Docker received it, with `timestamps`)."""
+        raw = self.request("GET", f"/containers/{container}/logs", ok=(200,),
+                           query={"stdout": 1, "stderr": 1, "timestamps": int(timestamps)}) or b""
+        return _demultiplexed(raw).decode(errors="replace")
 
     def import_image(self, rootfs_tar: bytes, repository: str, tag: str, changes: list[str]) -> None:
         """As `docker import`: an image whose only layer is `rootfs_tar` (owners and modes
@@ -316,3 +318,14 @@ def _raise_stream_error(data: Any, what: str) -> None:
         message = json.loads(line) if line.strip().startswith("{") else {}
         if "error" in message:
             raise RuntimeError(f"{what}: {message['error']}")
+
+
+def _demultiplexed(raw: bytes) -> bytes:
+    """A stream of a container without a TTY: frames of an 8-byte header (stream,
+    0, 0, 0, big-endian size) and their bytes."""
+    output = b""
+    while len(raw) >= 8:
+        size = int.from_bytes(raw[4:8], "big")
+        output += raw[8:8 + size]
+        raw = raw[8 + size:]
+    return output

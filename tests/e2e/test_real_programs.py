@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from core.bouncer_key import CROWDSEC_KEY_FILE
 from core.catalog import POSTGRES_DB, POSTGRES_USER, PROMETHEUS_NET, REDIS_CONF
 from core.live_config import WRITER_SUFFIX
 from core.monitoring.prometheus import RULES_FILE
@@ -221,7 +222,7 @@ def test_node_exporter_runs_with_the_declared_flags(platform: Platform, real) ->
 # --- crowdsec ------------------------------------------------------------------
 
 def _bouncer_key(container: DeclaredContainer) -> str:
-    return container.upload("/run/secrets/BOUNCER_KEY_traefik").content.strip()
+    return container.upload(CROWDSEC_KEY_FILE).content.strip()
 
 
 def _decisions(platform: Platform, crowdsec: DeclaredContainer, key: str, ip: str) -> tuple[int, Any]:

@@ -89,7 +89,9 @@ IMAGE_CHANGES: dict[str, str] = {
                                   "(bouncer_standin/), at the real plugin's module path and loaded as "
                                   "it is (a local plugin run by Yaegi): it takes exactly the settings "
                                   "fourlb writes (core/traefik.py bouncer_settings), refuses any other, "
-                                  "and lets every request through, asking no LAPI (no ban is enforced). "
+                                  "streams CrowdSec's decisions once per process with its key file, as "
+                                  "the real one does, and lets every request through (no ban is "
+                                  "enforced). "
                                   "edge/Dockerfile fetches the real plugin from GitHub, impossible here",
     "edge: its name": f"{EDGE_TAG}, named by the stack (fourlb:services.traefik.image), built as "
                       "edge/Dockerfile builds: FROM traefik:v3.6 (the Traefik contract's image, "

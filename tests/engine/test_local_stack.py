@@ -14,6 +14,8 @@ build (the edge's needs GitHub) named by the stack setting
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import http.client
 import json
 import re
@@ -33,7 +35,8 @@ from tests.e2e.probe_ports import from_network_namespace
 
 from components.service import REPLACED_ON_CHANGE
 from core.backup import CONFIG_FILE as BACKUP_CONFIG
-from core.catalog import DOCKER_API_NET, TRAEFIK_OPS_PORT, scrape_net
+from core.bouncer_key import CROWDSEC_KEY_FILE, DIGEST_HEX, RETIRE_POLL_S
+from core.catalog import CROWDSEC_NET, DOCKER_API_NET, TRAEFIK_OPS_PORT, scrape_net
 
 from . import images, report
 from .compare import CONTAINER, counts, disagreements, engine_changes, plan_diff_changes
@@ -41,6 +44,8 @@ from .platform import HTTPS_PORT, Load, answered, clear, get, is_instance_of, pl
 from .stack import PROJECT_DIR, UP_TIMEOUT_S, EngineStack
 
 ROUTES_WITHIN_S = 120
+# the new Traefik's first stream call, then the retiring loop's next poll
+KEY_RETIRED_WITHIN_S = 20 + 3 * RETIRE_POLL_S
 WRITTEN_WITHIN_S = 30  # a writer installs its files within seconds of starting; Traefik watches
 ADMIN_HOSTS = ("traefik.localhost", "prometheus.localhost")
 
@@ -462,15 +467,66 @@ def test_the_postgresql_password(deployed: Deployed) -> None:
                "with it, the old one is refused")
 
 
+def lapi_status(deployed: Deployed, key: str) -> int:
+    """CrowdSec's answer to a bouncer's question with `key` (200, or 403 for a key
+    it does not know), from the host to its address on its network."""
+    networks = deployed.inspect("crowdsec")["NetworkSettings"]["Networks"]
+    address = next(n["IPAddress"] for name, n in networks.items() if name.endswith(CROWDSEC_NET))
+    connection = http.client.HTTPConnection(address, 8080, timeout=5)
+    try:
+        connection.request("GET", "/v1/decisions?ip=192.0.2.10", headers={"X-Api-Key": key})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def traefik_bouncers(deployed: Deployed) -> list[dict[str, Any]]:
+    code, output = deployed.docker.exec(deployed.inspect("crowdsec")["Id"],
+                                        ["cscli", "bouncers", "list", "-o", "json"])
+    assert code == 0, output
+    return [b for b in json.loads(output) if "traefik" in b["name"].lower()]
+
+
 def test_the_bouncer_key(deployed: Deployed) -> None:
-    outcome = change(deployed, "the bouncer key", secrets={"crowdsecBouncerKey": "a-new-bouncer-key-0123456789"})
-    said = {name: kind for name, kind in outcome.containers.items()}
-    assert "crowdsec" in said and not outcome.failures, outcome
-    files = deployed.docker.exec(deployed.inspect("crowdsec")["Id"],
-                                 ["cat", "/run/secrets/BOUNCER_KEY_traefik"])
-    assert files[1].decode().strip() == "a-new-bouncer-key-0123456789", files
+    """A new key is a new bouncer, registered before the new Traefik starts; the
+    old key keeps working until Traefik streamed with the new one, then is
+    refused (core/bouncer_key.py). The test asks CrowdSec with the new key only
+    once the old one is refused: any question with it counts as its first pull."""
+    old = deployed.docker.exec(deployed.inspect("crowdsec")["Id"], ["cat", CROWDSEC_KEY_FILE])[1].decode()
+    assert lapi_status(deployed, old) == 200
+    new = "a-new-bouncer-key-0123456789"
+    site = next(r for r in deployed.routes() if r["hostname"] == "jsr-solutions.localhost")
+    outcome = change(deployed, "the bouncer key", secrets={"crowdsecBouncerKey": new},
+                     settled=lambda: get(site).status == 200)
+    assert outcome.containers == {"crowdsec": "replaced", "traefik": "replaced"}, outcome
+    poll("the old bouncer key refused", lambda: lapi_status(deployed, old) == 403 or None,
+         KEY_RETIRED_WITHIN_S, interval_s=2)
+    (bouncer,) = traefik_bouncers(deployed)
+    digest = hashlib.sha256(new.encode()).hexdigest()[:DIGEST_HEX]
+    assert bouncer["name"].lower().removeprefix("key_") == f"traefik-{digest}", bouncer
+    # it was Traefik that pulled with it, from its address on CrowdSec's network
+    traefik = deployed.inspect("traefik")
+    addresses = [n["IPAddress"] for name, n in traefik["NetworkSettings"]["Networks"].items()
+                 if name.endswith(CROWDSEC_NET)]
+    assert bouncer["ip_address"] in addresses, (bouncer, addresses)
+    # registered before the new Traefik was created (CrowdSec 1.4's created_at
+    # moves with every update of the bouncer: no witness), as the log says
+    logs = deployed.docker.logs(deployed.inspect("crowdsec")["Id"], timestamps=True)
+    (registered,) = [line.split(" ", 1)[0] for line in logs.splitlines()
+                     if line.endswith(f"Registered bouncer for {bouncer['name']}")]
+    assert parse_time(registered) <= parse_time(traefik["Created"]), (registered, traefik["Created"])
+    assert lapi_status(deployed, new) == 200
+    every_route_answers(deployed)
     say_change("the bouncer key", outcome,
-               "CrowdSec has the new key file (" + ", ".join(f"{n} {k}" for n, k in sorted(said.items())) + ")")
+               f"a new bouncer registered before Traefik started, which streamed with it; the old "
+               f"key then refused (403); the site down {first_failure_to_last(outcome.load):.1f} s "
+               f"(Traefik stop-first)")
+
+
+def parse_time(text: str) -> datetime.datetime:
+    """Docker's and CrowdSec's RFC 3339 times (nanoseconds cut to microseconds)."""
+    text = re.sub(r"(\.\d{6})\d*", r"\1", text).replace("Z", "+00:00")
+    return datetime.datetime.fromisoformat(text)
 
 
 def first_failure_to_last(load: Load) -> float:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from core.bouncer_key import CROWDSEC_KEY_FILE
+
 from .rootfs import Directory, RootFs, TextFile, User
 
 ENTRYPOINTS = Path(__file__).resolve().parent / "entrypoints"
@@ -250,6 +252,8 @@ CROWDSEC = Contract(
         FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE,
         ("entrypoint", "a POSIX sh rendering of docker_start.sh for the settings the program "
                        "uses (entrypoints/crowdsec.sh)"),
+        ("bash", "/usr/bin/bash runs busybox sh: the image's entrypoint is `bash /docker_start.sh`, "
+                 "and the rendering of docker_start.sh is POSIX"),
         ("hub", "no internet: COLLECTIONS are enabled from Debian's offline copy of the hub, "
                 "by links as Debian does, not downloaded by `cscli collections install`; "
                 "cscli's hub branch is set, not looked up"),
@@ -267,10 +271,11 @@ CROWDSEC = Contract(
                  "/etc/crowdsec/acquis.yaml": "# acquisition: see acquis.d/\n"},
         directories=(Directory("/var/lib/crowdsec/data"), Directory("/etc/crowdsec"),
                      Directory("/run/secrets")),
-        files=(_script("crowdsec", "/docker_start.sh"),),
+        files=(_script("crowdsec", "/docker_start.sh"),
+               TextFile("/usr/bin/bash", '#!/bin/sh\nexec /bin/sh "$@"\n', 0o755)),
     ),
-    entrypoint=("/bin/sh", "/docker_start.sh"),
-    read_as_root=("/run/secrets/BOUNCER_KEY_traefik",),
+    entrypoint=("/bin/bash", "/docker_start.sh"),
+    read_as_root=(CROWDSEC_KEY_FILE,),
     exposed=("8080/tcp",),
 )
 
