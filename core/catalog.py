@@ -523,7 +523,11 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
     ),
     ServiceSpec(
         name="cadvisor",
-        image="gcr.io/cadvisor/cadvisor:v0.52.1",
+        # ghcr.io: cAdvisor publishes there since v0.54.0 (gcr.io stops before). v0.57.0
+        # is the first with Docker 29's containerd image store (v0.54.0, through
+        # containerd's socket: docs/runbook.md ContainerMetricsBlind), the fix of
+        # google/cadvisor#3772 (v0.56.0) and Docker engines below API 1.44 (v0.57.0)
+        image="ghcr.io/google/cadvisor:v0.57.0",
         role="monitoring",
         networks=(scrape_net("cadvisor"), DOCKER_API_NET),
         port=8080,

@@ -30,7 +30,7 @@ INVENTORY = {
     "open-webui": ("ghcr.io/open-webui/open-webui", 8080, "llm.4lb.ca"),
     "prometheus": ("prom/prometheus", 9090, "prometheus.4lb.ca"),
     "grafana": ("grafana/grafana", 3000, "grafana.4lb.ca"),
-    "cadvisor": ("gcr.io/cadvisor/cadvisor", 8080, None),
+    "cadvisor": ("ghcr.io/google/cadvisor", 8080, None),
     "node-exporter": ("prom/node-exporter", 9100, None),
     "code-server": (None, 8443, "code.4lb.ca"),
     "jsr-solutions-prod": (None, 80, "jsr-solutions.ca"),
@@ -61,6 +61,19 @@ def local():
 
 
 DYNAMIC_FILE = f"{DYNAMIC_DIR}/middlewares.yml"
+
+
+def test_cadvisor_sees_containers_of_docker_29_and_older_engines(prod):
+    """google/cadvisor: the containerd image store (Docker 29's default) is read
+    from v0.54.0 (7eda1904, PR #3709); v0.54.1 to v0.55.1 fail to register Docker
+    without containerd's socket (#3772, fixed in v0.56.0: e054fca1); v0.56.x's
+    Docker client needs API 1.44 (Docker 25), and v0.57.0 takes 1.40 and later
+    again (e1ccfa9b). Its images are on ghcr.io since v0.54.0 (159a7b24), with
+    a `v` tag since v0.57.0 (d45869d9)."""
+    image, _, tag = prod.container("cadvisor").image.rpartition(":")
+    assert image == "ghcr.io/google/cadvisor"
+    version = tuple(int(part) for part in tag.removeprefix("v").split("."))
+    assert version >= (0, 57, 0), tag
 
 
 def traefik_file(plan, path: str) -> dict:
