@@ -86,7 +86,7 @@ def build_plan(config: StackConfig, stack: str, served_stacks: Iterable[str] = (
     containers = _with_generated_files(containers, config, stack)
     containers = start_scripts.with_start_scripts(
         containers, {**passwords.START_SCRIPTS, **bouncer_key.START_SCRIPTS})
-    containers = _in_start_order(_with_live_config(containers))
+    containers = _in_start_order(_with_live_config(containers, config))
     containers = networks.with_edge_networks(containers, config, stack, served_stacks)
     containers = networks.without_lonely_networks(containers)
     containers = [replace(c, labels=traefik.labels(c, config, stack),
@@ -186,7 +186,8 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
         published_ports=(PublishedPort(80, 80), PublishedPort(443, 443)) if spec.name == "traefik" else (),
         command=spec.command,
         healthcheck=(HealthCheck(("CMD", *settings.healthcheck)) if settings.healthcheck
-                     else spec.healthcheck),
+                     else traefik.health_check(config, spec.healthcheck) if spec.name == "traefik"
+                     and spec.healthcheck else spec.healthcheck),
         memory_mb=settings.memory_mb or spec.memory_mb,
         update_order=spec.update_order,
         stop_grace_s=spec.stop_grace_s,
@@ -296,14 +297,18 @@ def _in_start_order(containers: list[Container]) -> list[Container]:
     return list(ordered.values())
 
 
-def _with_live_config(containers: list[Container]) -> list[Container]:
+def _with_live_config(containers: list[Container], config: StackConfig) -> list[Container]:
     """Each service whose files change while it runs gets a writer for them,
-    declared just before it (core.live_config)."""
+    declared just before it (core.live_config). On a swarm the writer confirms no
+    load: Traefik's ops address there is every address of its task, and its alias
+    a virtual IP."""
     result = []
     for container in containers:
         # sites cannot take a platform service's name (build_plan refuses it)
         spec = SERVICES_BY_NAME.get(container.name)
         live = spec.live_config if spec else None
+        if live is not None and live.loaded is not None and config.engine != "docker":
+            live = replace(live, loaded=None, network=None)
         if live is None:
             result.append(container)
             continue

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .bouncer_key import CROWDSEC_KEY_FILE, TRAEFIK_KEY_FILE
-from .live_config import LiveConfig
+from .live_config import LiveConfig, LoadedCheck
 from .model import HeaderPolicy, HealthCheck, Mount, SecretSpec, UpdateOrder, secret
 
 # Network names. `unified-net` is the edge's own: Traefik's published ports and
@@ -262,6 +262,19 @@ TRAEFIK_OPS_PORT = 8082  # ping and metrics; never published, never routed
 # Traefik's name on its scrape network, where alone its ops port listens: the
 # client sites and admin UIs on its other networks do not reach ping and metrics
 TRAEFIK_OPS_ALIAS = "traefik-ops"
+# Traefik's API answers on its ops entry point for the writer's marker alone (a
+# router of the program's files, core/traefik.py): a no-op middleware whose
+# prefix names the digest of the files, listed once Traefik loaded them all
+LOADED_MARKER = "fourlb-loaded"
+LOADED_API_PATH = f"/api/http/middlewares/{LOADED_MARKER}@file"
+TRAEFIK_LOADED = LoadedCheck(
+    marker=f"{LOADED_MARKER}.yml",
+    template=f"http:\\n  middlewares:\\n    {LOADED_MARKER}:\\n      stripPrefix:\\n"
+             f"        prefixes: [/%s]\\n",
+    prefix=f"{LOADED_MARKER}-",
+    ping_url=f"http://{TRAEFIK_OPS_ALIAS}:{TRAEFIK_OPS_PORT}/ping",
+    loaded_url=f"http://{TRAEFIK_OPS_ALIAS}:{TRAEFIK_OPS_PORT}{LOADED_API_PATH}",
+)
 
 # Traefik, and the edge image built from it on the host with the CrowdSec bouncer
 # plugin inside (edge/Dockerfile, whose FROM names TRAEFIK_IMAGE)
@@ -298,8 +311,10 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         stop_grace_s=30,
         metrics_path="/metrics",
         # the file provider watches the directory: no reload request needed; the
-        # writer runs the stock image the edge image is built from
-        live_config=LiveConfig("/etc/traefik/dynamic", "traefik_dynamic", image=TRAEFIK_IMAGE),
+        # writer runs the stock image the edge image is built from, and confirms on
+        # the ops entry point that Traefik loaded its files
+        live_config=LiveConfig("/etc/traefik/dynamic", "traefik_dynamic", image=TRAEFIK_IMAGE,
+                               network=scrape_net("traefik"), loaded=TRAEFIK_LOADED),
     ),
     ServiceSpec(
         name="docker-socket-proxy",

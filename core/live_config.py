@@ -21,7 +21,24 @@ from typing import Optional
 from .model import WRITER_SUFFIX, Container, HealthCheck, Mount
 
 TARGET = "/target"  # where the writer mounts the volume
+LOADED_WITHIN_S = 30  # Traefik reloads a changed directory within a second or two
 WRITTEN = "/tmp/fourlb-config-written"  # its health: the files are in place
+
+
+@dataclass(frozen=True)
+class LoadedCheck:
+    """How a writer confirms that the running service loaded its files: it writes,
+    last, a marker file declaring an object whose settings name the digest of the
+    other files, then asks the service's API for that object until its answer
+    names the digest. A service that refuses one file (Traefik keeps its previous
+    configuration when a file of its directory cannot be loaded, and starts with
+    none) never shows it: the writer puts the previous files back and stays
+    unhealthy, so `pulumi up` stops."""
+    marker: str  # the marker's file name, in the directory
+    template: str  # its content, printf'd with the token (a prefix and the digest)
+    prefix: str  # of the token
+    ping_url: str  # answers while the service runs; none answering: a first deployment
+    loaded_url: str  # the object; its answer names the token once loaded
 
 
 @dataclass(frozen=True)
@@ -32,6 +49,7 @@ class LiveConfig:
     reload_url: Optional[str] = None  # POSTed once the files are in place
     network: Optional[str] = None  # where the writer reaches reload_url; none without one
     image: Optional[str] = None  # the writer's, when the service's is built on the host
+    loaded: Optional[LoadedCheck] = None
 
 
 # POSIX sh (busybox, alpine): the files arrive as uploads at their real paths under
@@ -43,16 +61,47 @@ if [ -n "${CHECK:-}" ]; then
   echo "checking: $CHECK"
   eval "$CHECK"
 fi
-cd "$LIVE_DIR"
-find . -type f ! -name '*.fourlb-new' | while read -r file; do
-  mkdir -p "$TARGET/$(dirname "$file")"
-  cp -p "$file" "$TARGET/$file.fourlb-new"
-  mv -f "$TARGET/$file.fourlb-new" "$TARGET/$file"
-done
-cd "$TARGET"
-find . -type f | while read -r file; do
-  [ -e "$LIVE_DIR/$file" ] || { rm -f "$file"; echo "removed $file"; }
-done
+# SOURCE's files renamed into $TARGET one by one, then $TARGET's others removed
+# (but the marker, rewritten below)
+install_from() {
+  cd "$1"
+  find . -type f ! -name '*.fourlb-new' | while read -r file; do
+    mkdir -p "$TARGET/$(dirname "$file")"
+    cp -p "$file" "$TARGET/$file.fourlb-new"
+    mv -f "$TARGET/$file.fourlb-new" "$TARGET/$file"
+  done
+  cd "$TARGET"
+  find . -type f | while read -r file; do
+    [ -e "$1/$file" ] || [ "$file" = "./${MARKER:-}" ] || { rm -f "$file"; echo "removed $file"; }
+  done
+}
+if [ -n "${MARKER:-}" ]; then
+  rm -rf /tmp/previous && mkdir /tmp/previous && cp -a "$TARGET/." /tmp/previous/
+fi
+install_from "$LIVE_DIR"
+if [ -n "${MARKER:-}" ]; then
+  digest=$(cd "$TARGET" && find . -type f ! -name "$MARKER" | sort | xargs cat | sha256sum | cut -c1-12)
+  loaded=$MARKER_PREFIX$digest
+  printf "$MARKER_TEMPLATE" "$loaded" > "$TARGET/$MARKER.fourlb-new"
+  mv -f "$TARGET/$MARKER.fourlb-new" "$TARGET/$MARKER"
+  if wget -q -O /dev/null "$PING_URL" 2>/dev/null; then
+    tries=0
+    until wget -q -O - "$LOADED_URL" 2>/dev/null | grep -q "$loaded"; do
+      tries=$((tries + 1))
+      if [ "$tries" -ge "$LOADED_WITHIN_S" ]; then
+        echo "the service did not load the new files within $LOADED_WITHIN_S s (its log says why):" \
+             "the previous ones are back, and this writer stays unhealthy" >&2
+        install_from /tmp/previous
+        [ -e "/tmp/previous/$MARKER" ] || rm -f "$TARGET/$MARKER"
+        exec sleep 2147483647
+      fi
+      sleep 1
+    done
+    echo "loaded by the service: $loaded"
+  else
+    echo "no answer from $PING_URL (not running yet?): the service checks its files when it starts"
+  fi
+fi
 if [ -n "${RELOAD_URL:-}" ]; then
   # absent on a first deployment: the service then reads the files when it starts
   if wget -q -O /dev/null --post-data= "$RELOAD_URL"; then echo "reloaded: $RELOAD_URL"
@@ -62,6 +111,14 @@ touch "$WRITTEN"
 echo "configuration in place"
 exec sleep 2147483647
 """
+
+
+def _loaded_check_env(check: Optional[LoadedCheck]) -> tuple[tuple[str, str], ...]:
+    if check is None:
+        return ()
+    return (("MARKER", check.marker), ("MARKER_TEMPLATE", check.template),
+            ("MARKER_PREFIX", check.prefix), ("PING_URL", check.ping_url),
+            ("LOADED_URL", check.loaded_url), ("LOADED_WITHIN_S", str(LOADED_WITHIN_S)))
 
 
 def writer_name(service: str) -> str:
@@ -94,7 +151,8 @@ def split(container: Container, live: LiveConfig) -> tuple[Container, Container]
         # uploads and writes the volume; it runs nothing but this script
         user="0:0",
         env=(("LIVE_DIR", live.directory), ("TARGET", TARGET), ("WRITTEN", WRITTEN),
-             ("CHECK", shlex.join(live.check)), ("RELOAD_URL", live.reload_url or "")),
+             ("CHECK", shlex.join(live.check)), ("RELOAD_URL", live.reload_url or ""),
+             *_loaded_check_env(live.loaded)),
         healthcheck=HealthCheck(("CMD", "test", "-f", WRITTEN), interval_s=2, timeout_s=2,
                                 retries=60, start_period_s=2),
         memory_mb=64,

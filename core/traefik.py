@@ -15,8 +15,8 @@ from typing import Any, Iterable, Optional
 from config.models import StackConfig
 
 from .bouncer_key import TRAEFIK_KEY_FILE
-from .catalog import TRAEFIK_OPS_ALIAS, TRAEFIK_OPS_PORT
-from .model import SELF_HEADERS, Container, HeaderPolicy, Route, secret
+from .catalog import LOADED_API_PATH, TRAEFIK_LOADED, TRAEFIK_OPS_ALIAS, TRAEFIK_OPS_PORT
+from .model import SELF_HEADERS, Container, HealthCheck, HeaderPolicy, Route, secret
 
 SWARM_REFRESH_S = 2  # the swarm provider polls the API this often (default 15; core.swarm)
 
@@ -215,6 +215,20 @@ def bouncer_settings(config: StackConfig) -> dict[str, Any]:
     }
 
 
+LOADED_ROUTER = "fourlb-loaded"
+
+
+def health_check(config: StackConfig, base: HealthCheck) -> HealthCheck:
+    """On one Docker host: ping, and the files of its directory loaded (the
+    writer's marker listed by the API), so that a Traefik started on files it
+    cannot load is unhealthy and `pulumi up` stops."""
+    if config.engine != "docker":
+        return base
+    script = f"traefik healthcheck --ping && wget -q -O /dev/null {TRAEFIK_LOADED.loaded_url}"
+    return HealthCheck(("CMD-SHELL", script), interval_s=base.interval_s, timeout_s=base.timeout_s,
+                       retries=base.retries, start_period_s=base.start_period_s)
+
+
 def dynamic_config(config: StackConfig) -> dict[str, Any]:
     """The file provider's middlewares and TLS options (one file)."""
     per_minute = config.rate_limits
@@ -237,8 +251,15 @@ def dynamic_config(config: StackConfig) -> dict[str, Any]:
         ADMIN_ALLOWLIST: {"ipAllowList": {"sourceRange": [
             str(net) for net in config.admin_allow_ips] or list(ALLOW_EVERYONE)}},
     }
+    http: dict[str, Any] = {"middlewares": middlewares}
+    if config.engine == "docker":
+        # the API, on the ops entry point (Prometheus's network and the writer's),
+        # for the writer's marker alone (core/live_config.py LoadedCheck)
+        http["routers"] = {LOADED_ROUTER: {
+            "entryPoints": ["ops"], "rule": f"Path(`{LOADED_API_PATH}`)",
+            "service": "api@internal"}}
     return {
-        "http": {"middlewares": middlewares},
+        "http": http,
         "tls": {"options": {"default": {
             "minVersion": "VersionTLS12",
             # With Let's Encrypt every hostname has its own certificate; a client

@@ -140,10 +140,11 @@ def test_prometheus_shares_a_network_with_each_target_and_only_alertmanager_gets
     for name in ("alertmanager", "grafana", "cadvisor", "node-exporter", "traefik"):
         shared = set(plan.container(name).networks) & set(prometheus.networks)
         assert shared and all(networks[n].internal for n in shared), name
-    # each target on its own network with Prometheus: no target reaches another
-    for name in ("cadvisor", "node-exporter", "traefik"):
+    # each target on its own network with Prometheus: no target reaches another;
+    # Traefik's writer asks its ops port whether it loaded the files (live_config)
+    for name, writer in (("cadvisor", None), ("node-exporter", None), ("traefik", "traefik-config")):
         others = {c.name for c in plan.containers
-                  if f"scrape-{name}-net" in c.networks} - {name, "prometheus"}
+                  if f"scrape-{name}-net" in c.networks} - {name, "prometheus", writer}
         assert not others, (name, others)
     egress = [n for n in plan.container("alertmanager").networks if not networks[n].internal]
     assert egress == ["alerting-net"]

@@ -44,9 +44,11 @@ def test_a_site_reaches_nothing_but_traefik(host):
         assert not reaches(reached, site) & prod_names, site
 
 
-def test_traefiks_ping_and_metrics_answer_prometheus_alone(host):
+def test_traefiks_ping_and_metrics_answer_prometheus_and_its_writer_alone(host):
+    """The writer of its files asks the ops port whether Traefik loaded them
+    (core/live_config.py LoadedCheck); no site or admin UI reaches it."""
     _, _, reached = host
-    assert reached["traefik"] == {"prometheus"}
+    assert reached["traefik"] == {"prometheus", "traefik-config"}
 
 
 def test_traefik_reaches_every_routed_container(host):

@@ -133,6 +133,15 @@ CONTAINER_CHANGES: dict[str, str] = {
                   "elsewhere the tests remove their containers at once",
 }
 E2E_LABEL = ("fourlb.e2e", "1")
+# The env of Traefik's writer (traefik-config) that differs here: name -> (value, reason).
+TRAEFIK_WRITER_ENV_CHANGES: dict[str, tuple[str, str]] = {
+    "PING_URL": ("http://127.0.0.1:1/ping",
+                 "the test Traefik runs on the host, whose ops port (on loopback) the writer "
+                 "cannot reach, and the stand-in named traefik answers any request: a refused "
+                 "address makes the writer leave the load check to Traefik, as on a first "
+                 "deployment. tests/e2e/test_traefik_loads.py runs the check against the real "
+                 "binary, the engine suite against the real Traefik in its container"),
+}
 # Targets whose port the reachability probes leave out, with the reason
 # (tests/e2e/test_reachability.py); every other cell of the plan's matrix is probed.
 NOT_PROBED_TARGETS: dict[str, str] = {

@@ -19,7 +19,7 @@ from core.traefik import DYNAMIC_DIR
 from core.model import Plan
 from tests.mocks import Run, plain
 
-from .changes import DYNAMIC
+from .changes import DYNAMIC, TRAEFIK_WRITER_ENV_CHANGES
 
 NETWORK = "docker:index/network:Network"
 COMMAND = "command:local:Command"
@@ -211,4 +211,9 @@ def dynamic_writer(prod: Declared, tree: dict) -> DeclaredContainer:
     tree as `changes.production_tree` makes it)."""
     files = {f"{DYNAMIC_DIR}/{name.removeprefix(DYNAMIC)}": content
              for name, content in tree.items() if name.startswith(DYNAMIC)}
-    return with_files(prod.container(writer_name("traefik")), files)
+    writer = with_files(prod.container(writer_name("traefik")), files)
+    envs = tuple(f"{name}={TRAEFIK_WRITER_ENV_CHANGES[name][0]}"
+                 if (name := env.partition("=")[0]) in TRAEFIK_WRITER_ENV_CHANGES else env
+                 for env in writer.envs)
+    assert envs != writer.envs, "changes.TRAEFIK_WRITER_ENV_CHANGES names no env of the writer"
+    return replace(writer, envs=envs)

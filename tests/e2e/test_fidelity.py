@@ -9,7 +9,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from core.catalog import TRAEFIK_IMAGE
+from core.catalog import LOADED_MARKER, TRAEFIK_IMAGE, TRAEFIK_LOADED
 from core.live_config import writer_name
 
 from . import changes
@@ -47,6 +47,11 @@ def test_traefik_configuration_differs_from_production_only_as_documented(
         stacks: dict[str, Declared], edge: Edge) -> None:
     production = changes.production_tree(*traefik_files(stacks["prod"]))
     loaded = _loaded_tree(edge)
+    # and the marker the writer writes last, naming the digest of the others
+    # (core/live_config.py LoadedCheck): no upload of the plan's
+    marker = loaded.pop(changes.DYNAMIC + TRAEFIK_LOADED.marker)
+    (prefix,) = marker["http"]["middlewares"][LOADED_MARKER]["stripPrefix"]["prefixes"]
+    assert re.fullmatch(rf"/{TRAEFIK_LOADED.prefix}[0-9a-f]{{12}}", prefix), marker
     assert set(loaded) == set(production), "the same files, no more"
     differences = changes.config_differences(production, loaded)
     assert not changes.undocumented(differences), sorted(changes.undocumented(differences))

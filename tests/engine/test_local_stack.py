@@ -249,6 +249,9 @@ def test_a_rate_limit(deployed: Deployed) -> None:
     # only the writer of Traefik's files is replaced; Traefik re-reads its directory
     assert outcome.containers == {"traefik-config": "replaced"}, outcome
     assert deployed.inspect("traefik")["Id"] == traefik and not outcome.failures, outcome
+    # the writer became healthy once Traefik's API listed its marker (core/live_config.py)
+    writer_log = deployed.docker.logs(deployed.inspect("traefik-config")["Id"])
+    assert "loaded by the service: fourlb-loaded-" in writer_log, writer_log
     assert_rate_limit(deployed, 300)
     say_change("a rate limit", outcome, "the new limit served by the same Traefik")
 
