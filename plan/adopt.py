@@ -425,8 +425,8 @@ CARRIED = (
     _Carry("grafana-admin-password", "grafana_data", "grafana",
            "Grafana stored the admin password in grafana.db on its first start"),
     _Carry("crowdsec-bouncer-key", "crowdsec_data", "crowdsec",
-           "CrowdSec keeps the registered bouncer in its database: a new key is never "
-           "registered, and in live mode every visitor gets 403"),
+           "CrowdSec already knows it, and today's Traefik streams with it until the new "
+           "one replaces it (a new key would also work: core/bouncer_key.py)"),
     _Carry("redis-password", "redis_data", "redis",
            "clients of the adopted data keep working with the password they have"),
 )
