@@ -13,9 +13,11 @@ Here the bouncer's name comes from its key (`traefik-` and 12 hex digits of its
 SHA-256), so a new key is a new bouncer, registered before CrowdSec's API
 answers (its health check, which Traefik starts after). Traefik reads the key from
 a file of its own, so a new key replaces Traefik, whose new process streams with
-it. The bouncers of earlier keys stay valid until the new one has pulled
-decisions (CrowdSec's `last_pull`), and are deleted then: the old key is refused
-once nothing uses it, and bans are enforced all along.
+it. The bouncers of earlier keys stay valid until the new key has been used, and
+are deleted then: the old key is refused once nothing uses it, and bans are
+enforced all along. "Used" is the address CrowdSec records at a bouncer's first
+request, empty until then: `last_pull` cannot tell, CrowdSec 1.4 sets it when
+the bouncer is added.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ RETIRE_POLL_S = 10
 
 CROWDSEC_START = StartScript("/usr/local/bin/fourlb-crowdsec-start", rf"""#!/bin/sh
 # Registers Traefik's key as the bouncer {BOUNCER_PREFIX}-<digest of the key>, retires
-# the bouncers of earlier keys once this one has pulled decisions, and starts
+# the bouncers of earlier keys once this one has been used, and starts
 # CrowdSec as the image does (docker_start.sh). See core/bouncer_key.py.
 set -eu
 key_file={CROWDSEC_KEY_FILE}
@@ -43,20 +45,20 @@ current={BOUNCER_PREFIX}-$digest
 cp "$key_file" "/run/secrets/BOUNCER_KEY_$current"
 chmod 0400 "/run/secrets/BOUNCER_KEY_$current"
 
-# cscli's raw list: name,ip,revoked,last_pull,...; a bouncer that never pulled
-# has an empty last_pull (or Go's zero time in older releases)
+# cscli's raw list: name,ip,revoked,last_pull,...; the ip is recorded at the
+# bouncer's first request, empty until then
 retire_earlier_keys() {{
     while sleep {RETIRE_POLL_S}; do
         list=$(cscli bouncers list -o raw 2>/dev/null) || continue
-        pulled=$(printf '%s\n' "$list" | awk -F, -v n="$current" \
-            '$1 == n || tolower($1) == "key_" n {{ print $4 }}')
-        case $pulled in ""|0001-*) continue ;; esac
+        used_from=$(printf '%s\n' "$list" | awk -F, -v n="$current" \
+            '$1 == n || tolower($1) == "key_" n {{ print $2 }}')
+        [ -n "$used_from" ] || continue
         printf '%s\n' "$list" | awk -F, -v n="$current" \
             'NR > 1 && $1 != n && tolower($1) != "key_" n &&
              tolower($1) ~ /^(key_)?{BOUNCER_PREFIX}(-[0-9a-f]+)?$/ {{ print $1 }}' |
         while read -r earlier; do
             if cscli bouncers delete "$earlier" >/dev/null; then
-                echo "fourlb: bouncer $earlier deleted: Traefik streams with $current"
+                echo "fourlb: bouncer $earlier deleted: $current is used (from $used_from)"
             fi
         done
         return 0

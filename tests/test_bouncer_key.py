@@ -1,8 +1,8 @@
 """CrowdSec's start script for Traefik's bouncer key (core/bouncer_key.py), run by
 sh against a `cscli` of the test's that answers `bouncers list -o raw` from a
 file, in the CSV cscli writes (cmd/crowdsec-cli bouncers: name, ip, revoked,
-last_pull, type, version, auth_type; last_pull empty when the bouncer never
-pulled, Go's zero time in releases before 1.6). The real CrowdSec registers,
+last_pull, type, version, auth_type; the ip empty until the bouncer's first
+request, as Debian's cscli 1.4.6 shows for a bouncer just added). The real CrowdSec registers,
 refuses and deletes keys in the engine suite (tests/engine: the bouncer key)."""
 
 from __future__ import annotations
@@ -82,17 +82,19 @@ def test_the_key_is_registered_under_its_digest_for_the_images_entrypoint(tmp_pa
     assert output.strip().splitlines()[-1] == "image: sh"  # then the image's entrypoint runs
 
 
-def test_earlier_keys_stay_valid_until_the_new_one_pulled(tmp_path):
-    for never in ("", "0001-01-01T00:00:00Z"):
-        run_dir = tmp_path / (never or "empty")
+def test_earlier_keys_stay_valid_until_the_new_one_is_used(tmp_path):
+    """Unused: no address recorded, whatever last_pull says (CrowdSec 1.4 sets it
+    when the bouncer is added, 1.6 leaves it empty)."""
+    for last_pull in ("", "2026-12-07T10:05:00Z"):
+        run_dir = tmp_path / (last_pull or "empty")
         run_dir.mkdir()
         _, deleted, _ = run_start(run_dir, [
-            f"KEY_traefik,172.18.0.5,validated,2026-12-07T10:00:00Z,Crowdsec-Bouncer,v1.4.2,api-key",
-            f"KEY_{CURRENT},,validated,{never},,,api-key"])
-        assert deleted == [], never
+            "KEY_traefik,172.18.0.5,validated,2026-12-07T10:00:00Z,Crowdsec-Bouncer,v1.4.2,api-key",
+            f"KEY_{CURRENT},,validated,{last_pull},,,api-key"])
+        assert deleted == [], last_pull
 
 
-def test_once_the_new_key_pulled_only_the_earlier_traefik_keys_are_deleted(tmp_path):
+def test_once_the_new_key_is_used_only_the_earlier_traefik_keys_are_deleted(tmp_path):
     _, deleted, _ = run_start(tmp_path, [
         "KEY_traefik,172.18.0.5,validated,2026-12-07T10:00:00Z,Crowdsec-Bouncer,v1.4.2,api-key",
         "traefik-0123456789ab,172.18.0.5,validated,2026-12-07T10:00:00Z,,,api-key",
