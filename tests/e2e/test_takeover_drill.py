@@ -22,6 +22,7 @@ waits for each one's health before what depends on it.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -107,6 +108,23 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+PREDEFINED_NETWORKS = frozenset({"bridge", "host", "none"})
+
+
+def remove_orphan_bridges() -> None:
+    """The bridges of a drill's daemon that was killed before it removed its
+    networks: links holding an address of ADDRESS_POOL, which only these daemons
+    use. Left there, they take the pool's subnets until no network can be made."""
+    pool = ipaddress.ip_network(ADDRESS_POOL.split(",")[0].removeprefix("base="))
+    listed = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True,
+                            timeout=10, check=True).stdout
+    for line in listed.splitlines():
+        fields = line.split()
+        link, address = fields[1], fields[3]
+        if link.startswith("br-") and ipaddress.ip_interface(address).ip in pool:
+            subprocess.run(["ip", "link", "delete", link], capture_output=True, timeout=10)
+
+
 class OwnDaemon:
     """A dockerd started here, and everything it leaves behind removed."""
 
@@ -116,6 +134,7 @@ class OwnDaemon:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Engine:
+        remove_orphan_bridges()
         (self.directory / "daemon.json").write_text("{}")
         log = (self.directory / "dockerd.log").open("w")
         self.process = subprocess.Popen(
@@ -147,6 +166,11 @@ class OwnDaemon:
         try:
             for container in engine.request("GET", "/containers/json", query={"all": 1}):
                 engine.remove_container(container["Id"])
+            # its bridges outlive it in the kernel (its data root goes with it), each
+            # holding a subnet of ADDRESS_POOL: removed with the networks
+            for network in engine.networks():
+                if network["Name"] not in PREDEFINED_NETWORKS:
+                    engine.remove_network(network["Id"])
         except (OSError, EngineError):
             pass
         containerd_pid = self.directory / "exec" / "containerd" / "containerd.pid"
