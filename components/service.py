@@ -133,6 +133,9 @@ class Service(pulumi.ComponentResource):
                 for u in container.uploads
             ],
             tmpfs={path: f"ro,size={TMPFS_KIB}k" for path in container.tmpfs} or None,
+            hosts=[docker.ContainerHostArgs(host=name, ip=address)
+                   for name, address in container.extra_hosts] or None,
+            gpus=container.gpus,
             ports=[docker.ContainerPortArgs(internal=p.internal, external=p.external,
                                             protocol=p.protocol)
                    for p in container.published_ports],

@@ -74,6 +74,8 @@ class SwarmServiceResource(pulumi.ComponentResource):
                     commands=list(container.entrypoint) or None,
                     args=list(container.command) or None,
                     user=container.user,
+                    hosts=[docker.ServiceTaskSpecContainerSpecHostArgs(host=name, ip=address)
+                           for name, address in container.extra_hosts] or None,
                     mounts=[docker.ServiceTaskSpecContainerSpecMountArgs(
                         target=m.target, type="volume" if m.volume else "bind",
                         source=m.volume or m.host_path, read_only=m.read_only)

@@ -371,6 +371,33 @@ class BackupSettings(_Model):
         return " ".join(fields)
 
 
+class OllamaSettings(_Model):
+    """Where Open WebUI and the AI backend find Ollama (the models they run).
+
+    - host: Ollama runs on the Docker host itself, as installed there; the two
+      reach it as host.docker.internal (Docker's host-gateway address) on
+      `hostPort`. Ollama must listen where containers reach it (README).
+    - service: the plan runs Ollama's image (`fourlb:services.ollama` adjusts it
+      like any platform service), its models in the protected volume
+      ollama_data, on the host's GPUs when `gpus` is set.
+    """
+
+    runs_on: Literal["host", "service"] = "host"
+    host_port: Port = 11434
+    # Docker's --gpus: "all" or "device=0,2" (the NVIDIA Container Toolkit)
+    gpus: Optional[str] = Field(default=None, pattern=r"^(all|device=[A-Za-z0-9-]+(,[A-Za-z0-9-]+)*)$")
+
+    @model_validator(mode="after")
+    def _settings_of_its_place(self) -> "OllamaSettings":
+        if self.runs_on == "service" and "host_port" in self.model_fields_set:
+            raise ValueError("hostPort: only with runsOn host; the service listens on 11434 "
+                             "inside its network")
+        if self.runs_on == "host" and self.gpus is not None:
+            raise ValueError("gpus: only with runsOn service; Ollama on the host uses the "
+                             "host's GPUs itself")
+        return self
+
+
 class StackConfig(_Model):
     """Everything one stack needs. `role` decides what it deploys:
 
@@ -397,6 +424,7 @@ class StackConfig(_Model):
     services: dict[Name, ServiceSettings] = Field(default_factory=dict)
     sites: dict[Name, SiteSettings] = Field(default_factory=dict)
     routes: list[ExtraRoute] = Field(default_factory=list)
+    ollama: OllamaSettings = Field(default_factory=OllamaSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
     # Taking over a host that already runs the platform (docs/cutover.md, `python -m
@@ -419,6 +447,9 @@ class StackConfig(_Model):
                 raise ValueError("edgeStack: a sites stack must name the stack whose Traefik serves it")
             if self.services:
                 raise ValueError("services: a sites stack runs no platform services")
+            if "ollama" in self.model_fields_set:
+                raise ValueError("ollama: a sites stack runs no AI services; set it in the "
+                                 "platform stack")
             for key in ("alerting", "backup"):
                 if key in self.model_fields_set:
                     raise ValueError(f"{key}: a sites stack has no monitoring or backups of its "

@@ -10,8 +10,8 @@ from config.errors import MISSING, Problem, StackConfigError
 from config.models import ServiceSettings, SiteSettings, StackConfig
 from config.types import is_within_zone
 
-from . import (backup, bouncer_key, catalog, files, live_config, monitoring, names, networks, passwords,
-               socket_proxy, start_scripts, traefik)
+from . import (backup, bouncer_key, catalog, files, live_config, monitoring, names, networks, ollama,
+               passwords, socket_proxy, start_scripts, traefik)
 from .catalog import PLATFORM_SERVICES, SECRETS, SERVICES_BY_NAME, ServiceSpec
 from .deploy_checks import is_local_stack
 from .model import (
@@ -65,8 +65,9 @@ def build_plan(config: StackConfig, stack: str, served_stacks: Iterable[str] = (
         _check_service_keys(config, problems)
         for spec in PLATFORM_SERVICES:
             settings = config.services.get(spec.name, ServiceSettings())
-            if settings.enabled:
+            if settings.enabled and (spec.name != ollama.SERVICE or ollama.in_plan(config)):
                 containers.append(_service_container(spec, settings, config, hostname_origins))
+        containers = ollama.with_ollama(containers, config)
     for name, site in config.sites.items():
         if name in SERVICES_BY_NAME:
             problems.add(f"sites.{name}", name, "allowed: a name no platform service uses")
@@ -115,6 +116,12 @@ def _check_service_keys(config: StackConfig, problems: _Problems) -> None:
         elif name in REQUIRED_SERVICES and not settings.enabled:
             problems.add(f"services.{name}.enabled", False,
                          "allowed: true; the edge (traefik, socket proxy, crowdsec) is required")
+        elif name == ollama.SERVICE and not ollama.in_plan(config):
+            problems.add(f"services.{name}", settings.model_dump(by_alias=True, exclude_defaults=True),
+                         "allowed: only with fourlb:ollama.runsOn service; Ollama runs on the host")
+        elif name == ollama.SERVICE and not settings.enabled:
+            problems.add(f"services.{name}.enabled", False,
+                         "allowed: true with fourlb:ollama.runsOn service (or runsOn host)")
         else:
             _check_binds_over_own_mounts(SERVICES_BY_NAME[name], settings, problems)
 

@@ -189,6 +189,11 @@ class Container:
     # a connection is not. The edge joins each client site's network this way
     # (core.networks), so that adding a site restarts nothing.
     connected_networks: tuple[str, ...] = ()
+    # (name, address) lines of its /etc/hosts; the address may be Docker's
+    # "host-gateway", the host's own address as its containers reach it
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    # Docker's --gpus ("all", "device=0,2"): the host's GPUs it may use
+    gpus: Optional[str] = None
 
     @property
     def created_on(self) -> tuple[str, ...]:

@@ -128,6 +128,12 @@ def _service(container: Container, config: StackConfig, problems: list[Problem])
     if container.published_ports and node_role != EDGE_ROLE:
         problems.append(Problem(key, node_role, f"allowed: {EDGE_ROLE}; {container.name} publishes "
                                 "ports 80 and 443 on the edge nodes' addresses"))
+    if container.gpus:
+        # the provider's service has no GPU request (a task asks for generic
+        # resources that each node must advertise)
+        problems.append(Problem("fourlb:ollama.gpus", container.gpus,
+                                "allowed: unset on a swarm; GPUs are given to containers of one "
+                                "Docker host only"))
     env, env_files = _env_without_secrets(container)
     on_a_manager = any(m.host_path == DOCKER_SOCKET for m in container.mounts)
     files = tuple(_file(container.name, u) for u in container.uploads + env_files)

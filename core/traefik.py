@@ -283,6 +283,9 @@ NOT_REPLACING_FIELDS = frozenset({
     "name", "update_order", "settle_s", "starts_after", "connected_networks", "follow_tag",
     "build_context", "build_platform",
 })
+# Fields added to Container after the names were first drawn: they count only
+# once set, so that a new field left at its default renames (replaces) nothing.
+DIGESTED_ONCE_SET = frozenset({"extra_hosts", "gpus"})
 
 
 def instance_suffix(container: Container, salt: Iterable[Any] = ()) -> str:
@@ -296,7 +299,8 @@ def instance_suffix(container: Container, salt: Iterable[Any] = ()) -> str:
     of a container draws a new name unless it is known not to replace it.
     """
     spec = {f.name: getattr(container, f.name) for f in fields(container)
-            if f.name not in NOT_REPLACING_FIELDS}
+            if f.name not in NOT_REPLACING_FIELDS
+            and (f.name not in DIGESTED_ONCE_SET or getattr(container, f.name) != f.default)}
     spec["networks"] = container.created_on  # those connected later replace nothing
     spec["salt"] = list(salt)
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()

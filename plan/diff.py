@@ -13,11 +13,11 @@ from .document import UNSET_TARGET
 # Docker provider updates only restart policy and resources in place).
 REPLACING_FIELDS = ("image", "labels", "env", "networks", "mounts", "uploads", "command",
                     "entrypoint", "user", "published_ports", "healthcheck", "tmpfs", "logging",
-                    "security_opts", "secret_versions")
+                    "security_opts", "secret_versions", "extra_hosts", "gpus")
 # Values that may carry credentials or whole files: only their names are shown.
 NAMES_ONLY_FIELDS = ("env", "uploads", "secret_versions")
 # Short values a reviewer wants to read as before -> after.
-SHOWN_FIELDS = ("image", "memory_mb", "restart", "update_order", "stop_grace_s", "port", "role", "user")
+SHOWN_FIELDS = ("image", "memory_mb", "restart", "update_order", "stop_grace_s", "port", "role", "user", "gpus")
 # A route whose target changes is "re-pointed"; a new middleware chain or TLS
 # resolver leaves the same container answering, and is only "changed".
 ROUTE_TARGET_FIELDS = ("container", "port", "service")

@@ -17,6 +17,7 @@ from config.models import StackConfig
 from core.edge import edge_owner
 from core.catalog import GENERATED_VOLUMES
 from core.model import SELF_HEADERS, Container, Plan, Route
+from core import ollama
 from core.deploy_checks import DNS_TARGET_KEY
 from core.networks import reachability
 from core.swarm import swarm_plan
@@ -78,7 +79,14 @@ def plan_document(config: StackConfig, plan: Plan,
         "secrets": sorted(s.name for s in plan.secrets),
         "reached_by": _reached_by(plan),
         **({"swarm": _swarm(config, plan)} if config.engine == "swarm" else {}),
+        **({"ollama": _ollama(config, plan)} if config.role == "platform" else {}),
     }
+
+
+def _ollama(config: StackConfig, plan: Plan) -> dict[str, Any]:
+    """Where the AI services find Ollama (core.ollama)."""
+    return {"runs_on": config.ollama.runs_on, "url": ollama.base_url(config),
+            "clients": [c.name for c in plan.containers if c.name in ollama.CLIENTS]}
 
 
 def _reached_by(plan: Plan) -> dict[str, list[str]]:
@@ -181,6 +189,9 @@ def _container(container: Container, secret_versions: Mapping[str, str]) -> dict
         **({"secret_versions": versions} if versions else {}),
         **({"connected_networks": list(container.connected_networks)}
            if container.connected_networks else {}),
+        **({"extra_hosts": [f"{name}:{address}" for name, address in container.extra_hosts]}
+           if container.extra_hosts else {}),
+        **({"gpus": container.gpus} if container.gpus else {}),
     }
 
 

@@ -17,11 +17,22 @@ def plan_markdown(document: dict[str, Any]) -> str:
                  f"{code(document['edge'])}.")
     sections = (("Routes", _routes), ("DNS records", _dns), ("Containers", _containers),
                 ("Volumes", _volumes), ("Networks", _networks), ("Secrets", _secrets))
+    if "ollama" in document:
+        sections += (("Ollama", _ollama),)
     if "swarm" in document:
         sections += (("Swarm placement", _swarm),)
     for title, render in sections:
         lines += ["", f"## {title}", ""] + render(document)
     return "\n".join(lines) + "\n"
+
+
+def _ollama(document: dict[str, Any]) -> list[str]:
+    ollama = document["ollama"]
+    where = ("runs on the Docker host (fourlb:ollama.runsOn host): reached through Docker's "
+             "host-gateway address" if ollama["runs_on"] == "host"
+             else "runs as the container `ollama` (fourlb:ollama.runsOn service)")
+    clients = ", ".join(ollama["clients"]) or "no AI service of this stack"
+    return [f"Ollama {where}, at {code(ollama['url'])}, for {clients}."]
 
 
 def _routes(document: dict[str, Any]) -> list[str]:

@@ -160,7 +160,9 @@ def _stack(draw, role: str, domain: str, used: set[str], local: bool) -> dict[st
         for name in draw(st.lists(st.sampled_from([s.name for s in PLATFORM_SERVICES]),
                                   max_size=3, unique=True)):
             settings: dict[str, Any] = {}
-            if name in OPTIONAL_SERVICES and draw(st.booleans()):
+            if name == "ollama":  # its settings are those of the plan's own Ollama
+                values["ollama"] = {"runsOn": "service"}
+            elif name in OPTIONAL_SERVICES and draw(st.booleans()):
                 settings["enabled"] = False
             if draw(st.booleans()):
                 settings["image"] = draw(images)

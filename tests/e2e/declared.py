@@ -62,6 +62,7 @@ class DeclaredContainer:
     volumes: tuple[dict[str, Any], ...]
     memory_mb: int
     tmpfs: dict[str, str]
+    extra_hosts: tuple[str, ...]  # name:address lines of /etc/hosts, as Docker takes them
     security_opts: tuple[str, ...]
     restart: str
     log_driver: str
@@ -168,6 +169,7 @@ def _container(run: Run, service: str, inputs: dict[str, Any], plan_port: Option
         volumes=tuple(inputs.get("volumes") or ()),
         memory_mb=int(inputs.get("memory") or 0),
         tmpfs=dict(inputs.get("tmpfs") or {}),
+        extra_hosts=tuple(f"{h['host']}:{h['ip']}" for h in inputs.get("hosts") or ()),
         security_opts=tuple(inputs.get("securityOpts") or ()),
         restart=inputs.get("restart", "no"),
         log_driver=inputs.get("logDriver", "json-file"),

@@ -100,6 +100,7 @@ def create_spec(container: DeclaredContainer) -> dict[str, Any]:
             "NetworkMode": first_network,
             "Memory": container.memory_mb * 1024 * 1024,
             "SecurityOpt": list(container.security_opts),
+            "ExtraHosts": list(container.extra_hosts) or None,
             "RestartPolicy": {"Name": container.restart},
             "LogConfig": {"Type": container.log_driver, "Config": container.log_opts},
             **real_host,

@@ -128,6 +128,7 @@ def test_containers_run_with_the_declared_inputs(platform: Platform, stacks: dic
             assert config["Healthcheck"]["Test"] == list(container.healthcheck["tests"]), where
         assert host["Memory"] == container.memory_mb * 1024 * 1024, where
         assert host["SecurityOpt"] == list(container.security_opts), where
+        assert (host.get("ExtraHosts") or []) == list(container.extra_hosts), where
         assert host["RestartPolicy"]["Name"] == container.restart, where
         assert (host["LogConfig"]["Type"], host["LogConfig"]["Config"]) == (container.log_driver, container.log_opts)
         assert not host.get("PortBindings"), f"{where}: nothing is published"
