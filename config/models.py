@@ -414,6 +414,9 @@ class StackConfig(_Model):
     dns: DnsSettings = Field(default_factory=DnsSettings)
     shared_network: Name = "unified-net"
     admin_user: Name = "admin"
+    # the owner's login where an application wants an email (Open WebUI's admin);
+    # unset: admin@<platformDomain>
+    admin_email: Optional[EmailAddress] = None
     admin_allow_ips: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
         default_factory=list
     )

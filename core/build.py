@@ -68,6 +68,7 @@ def build_plan(config: StackConfig, stack: str, served_stacks: Iterable[str] = (
             if settings.enabled and (spec.name != ollama.SERVICE or ollama.in_plan(config)):
                 containers.append(_service_container(spec, settings, config, hostname_origins))
         containers = ollama.with_ollama(containers, config)
+        containers = passwords.with_admin_email(containers, config)
     for name, site in config.sites.items():
         if name in SERVICES_BY_NAME:
             problems.add(f"sites.{name}", name, "allowed: a name no platform service uses")

@@ -230,6 +230,9 @@ SECRETS = {
                    login="code-server (password only)"),
         SecretSpec("open-webui-secret-key", "openWebuiSecretKey", length=48,
                    purpose="Open WebUI session signing"),
+        SecretSpec("open-webui-admin-password", "openWebuiAdminPassword",
+                   purpose="Open WebUI's admin login",
+                   login="Open WebUI, user fourlb:adminEmail (admin@<platformDomain>)"),
         SecretSpec("cloudflare-dns-token", "cloudflareDnsToken", generated=False,
                    purpose="Let's Encrypt DNS challenge through Cloudflare"),
         SecretSpec("smtp-password", "smtpPassword", generated=False,
@@ -444,6 +447,10 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         volumes=(("open_webui_data", "/app/backend/data"),),
         env=(("WEBUI_SECRET_KEY", secret("open-webui-secret-key")),
              ("ENABLE_SIGNUP", "false")),
+        # its admin, created (first start) and given this password (every start)
+        # by the program's start script (core.passwords); the image runs as root
+        secret_files=(SecretFile("open-webui-admin-password", "/run/secrets/open-webui-admin-password",
+                                 "0400", env="WEBUI_ADMIN_PASSWORD_FILE"),),
         healthcheck=_http_check(8080, "/health", tool="curl"),
         memory_mb=2048,
         headers=OPEN_WEBUI_HEADERS,

@@ -9,12 +9,21 @@ that sets the password from its file, the service's own way, then runs the
 image's entrypoint. The password file is an upload, and an upload is
 replace-forcing: a new password replaces the container, and its start applies it.
 
+Open WebUI creates no admin from its env at all: its start script creates one
+on a database without users and sets that admin's password at every start.
+
 Redis and code-server read their password at every start (their configuration
 file), so a replaced container is enough for them.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Iterable
+
+from config.models import StackConfig
+
+from .model import Container
 from .start_scripts import StartScript
 
 
@@ -67,4 +76,61 @@ fi
 exec /run.sh "$@"
 """, command=())
 
-START_SCRIPTS = {"postgres": POSTGRES_START, "grafana": GRAFANA_START}
+# Open WebUI 0.6.5 refuses every signup while ENABLE_SIGNUP is false, the first
+# one too (routers/auths.py), and takes no admin from its env: its admin is set
+# with Open WebUI's own functions before the server starts. Importing its config
+# migrates the database, as the server's start would. The image's CMD is
+# `bash start.sh` in WORKDIR /app/backend, where `open_webui` is importable.
+OPEN_WEBUI_ADMIN_EMAIL_ENV = "WEBUI_ADMIN_EMAIL"
+OPEN_WEBUI_START = StartScript("/usr/local/bin/fourlb-open-webui-start", r"""#!/bin/sh
+# Open WebUI lets nobody sign up (ENABLE_SIGNUP=false), not even the first user:
+# on a database without users, create the admin WEBUI_ADMIN_EMAIL; at every
+# start, give that admin the password of WEBUI_ADMIN_PASSWORD_FILE. Then start
+# as the image does (start.sh).
+set -eu
+if [ -n "${WEBUI_ADMIN_EMAIL:-}" ] && [ -n "${WEBUI_ADMIN_PASSWORD_FILE:-}" ]; then
+    python3 - <<'PYTHON'
+import os
+import sys
+
+import open_webui.config  # noqa: F401  (migrates the database, as the server's start does)
+from open_webui.models.auths import Auths
+from open_webui.models.users import Users
+from open_webui.utils.auth import get_password_hash
+
+email = os.environ["WEBUI_ADMIN_EMAIL"].strip().lower()
+with open(os.environ["WEBUI_ADMIN_PASSWORD_FILE"], encoding="utf-8") as handle:
+    password = handle.read().rstrip("\r\n")
+if not password or len(password.encode()) > 72:
+    sys.exit("fourlb: the admin password of Open WebUI must be 1 to 72 bytes (bcrypt)")
+user = Users.get_user_by_email(email)
+if user is None and Users.get_num_users() == 0:
+    if not Auths.insert_new_auth(email=email, password=get_password_hash(password),
+                                 name="Admin", role="admin"):
+        sys.exit(f"fourlb: Open WebUI did not create the admin {email}")
+    print(f"fourlb: created the admin {email}")
+elif user is not None and user.role == "admin":
+    if not Auths.update_user_password_by_id(user.id, get_password_hash(password)):
+        sys.exit(f"fourlb: Open WebUI did not change the password of {email}")
+    print(f"fourlb: the password of the admin {email} is the one of WEBUI_ADMIN_PASSWORD_FILE")
+else:
+    # a database taken over with admins of its own: nobody is added or changed
+    print(f"fourlb: {email} is no admin of this database; its users are left as they are",
+          file=sys.stderr)
+PYTHON
+fi
+exec bash start.sh "$@"
+""", command=())
+
+START_SCRIPTS = {"postgres": POSTGRES_START, "grafana": GRAFANA_START, "open-webui": OPEN_WEBUI_START}
+
+
+def admin_email(config: StackConfig) -> str:
+    return config.admin_email or f"admin@{config.platform_domain}"
+
+
+def with_admin_email(containers: Iterable[Container], config: StackConfig) -> list[Container]:
+    """Open WebUI told who its admin is (its password is a file: catalog)."""
+    return [replace(c, env=c.env + ((OPEN_WEBUI_ADMIN_EMAIL_ENV, admin_email(config)),))
+            if c.name == "open-webui" and not any(k == OPEN_WEBUI_ADMIN_EMAIL_ENV for k, _ in c.env)
+            else c for c in containers]

@@ -24,6 +24,7 @@ from .engine import Engine
 from .expectations import HOSTNAMES, PROOF, STACKS, checks_for
 from .edge_setup import ADMIN_PASSWORD, running_edge
 from .harness import Edge
+from .ollama_standin import OllamaStandIn, on_the_host_gateway
 from .platform import Platform
 from .polling import poll
 from .run_lock import holding_run_lock, run_directory
@@ -148,6 +149,7 @@ def platform(engine: Engine, run_dir: Path, stacks: dict[str, Declared],
         platform.create_networks()
         platform.create_volumes()
         platform.run_all()
+        FACTS["real programs"] = ", ".join(c.service for c in platform.real_contracts())
         MILESTONES["networks, volumes and containers started"] = _since_start()
         yield platform
     finally:
@@ -158,6 +160,12 @@ def platform(engine: Engine, run_dir: Path, stacks: dict[str, Declared],
 
 def _since_start() -> float:
     return time.monotonic() - float(FACTS["started"])
+
+
+@pytest.fixture(scope="session")
+def host_ollama(platform: Platform, stacks: dict[str, Declared]) -> Iterator[OllamaStandIn]:
+    """An Ollama API where prod's AI services look for the host's (core.ollama)."""
+    yield from on_the_host_gateway(platform, stacks)
 
 
 def routed(platform: Platform):
@@ -191,6 +199,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for host in HOSTNAMES:
         missing = sorted(set(checks_for(host)) - PROOF.passed.get(host, set()))
         write(f"  {'proven ' if not missing else 'NOT    '} {host}" + (f"  (missing: {', '.join(missing)})" if missing else ""))
+    for key in ("real programs", "browser"):
+        if key in FACTS:
+            write(f"{key}: {FACTS[key]}")
     if "alert email" in FACTS:
         write(f"  alerts through the real Prometheus and Alertmanager: {FACTS['alert email']}")
     for key in sorted(k for k in FACTS if k.startswith(("redeploy, ", "reload, ", "traefik replaced",

@@ -9,11 +9,20 @@ models; `/api/chat` answers with one streamed message, as Ollama streams
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from core.ollama import CLIENTS, HOST_NAME, URL_ENV
+
+if TYPE_CHECKING:
+    from .declared import Declared
+    from .platform import Platform
 
 MODEL = "fourlb-test:0.1b"
 ANSWER = "The stand-in Ollama of the fourlb tests answers."
@@ -99,3 +108,32 @@ def serving(address: str, port: int) -> Iterator[OllamaStandIn]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def ollama_url(stacks: "dict[str, Declared]", client: str) -> urllib.parse.ParseResult:
+    """Where the plan tells `client` (a prod container) Ollama is."""
+    (url,) = [e.split("=", 1)[1] for e in stacks["prod"].container(client).envs
+              if e.startswith(URL_ENV + "=")]
+    return urllib.parse.urlparse(url)
+
+
+def hosts_entry(platform: "Platform", container: str) -> str:
+    """The address the container's /etc/hosts gives host.docker.internal."""
+    hosts = Path(platform.engine.inspect(container)["HostsPath"]).read_text()
+    found = [line.split()[0] for line in hosts.splitlines() if HOST_NAME in line.split()[1:]]
+    assert found, f"{container}: no {HOST_NAME} in its /etc/hosts:\n{hosts}"
+    return found[-1]
+
+
+def on_the_host_gateway(platform: "Platform", stacks: "dict[str, Declared]") -> Iterator[OllamaStandIn]:
+    """The stand-in where prod's AI services look for the host's Ollama: the
+    host-gateway address of their /etc/hosts, the port of their URL."""
+    url = ollama_url(stacks, CLIENTS[0])
+    address = hosts_entry(platform, stacks["prod"].container(CLIENTS[0]).name)
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise AssertionError(
+            f"host-gateway resolved to {address!r}: this Docker daemon has no host gateway (no "
+            "default bridge, no --host-gateway-ip); start it with .ci/start-dockerd") from None
+    yield from serving(address, url.port or 80)

@@ -118,10 +118,15 @@ def test_containers_run_with_the_declared_inputs(platform: Platform, stacks: dic
         for name, aliases in container.networks:
             assert set(aliases) <= set(networks[name]["Aliases"] or ()), (where, name)
         contract = real_contract(container)
-        set_by_image = set(image_env(contract)) if contract else {"PATH=/usr/local/bin:/bin"}
-        assert [e for e in config["Env"] if e not in set_by_image] == list(container.envs), where
-        # no declared command: the image's own (CMD)
-        default_cmd = list(contract.cmd) if contract else []
+        set_by_image = image_env(contract) if contract else ("PATH=/usr/local/bin:/bin",)
+        # Docker lays the container's env over the image's, a value per name
+        expected = dict(e.split("=", 1) for e in set_by_image + tuple(container.envs))
+        assert dict(e.split("=", 1) for e in config["Env"]) == expected, where
+        names = [e.split("=", 1)[0] for e in container.envs]
+        assert len(set(names)) == len(names), f"{where}: an env name given twice: {names}"
+        # no declared command: the image's own (CMD), unless an entrypoint is declared
+        # (Docker then drops the image's CMD)
+        default_cmd = list(contract.cmd) if contract and not container.entrypoint else []
         assert (config["Cmd"] or []) == (list(container.command) or default_cmd), where
         assert config.get("Healthcheck") == create_spec(container)["Healthcheck"], where
         if container.healthcheck:

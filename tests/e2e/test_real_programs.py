@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -20,6 +21,7 @@ from core.monitoring.prometheus import RULES_FILE
 from core.monitoring.queries import backup_age_seconds
 
 from .declared import Declared, DeclaredContainer
+from .ollama_standin import ANSWER, MODEL, OllamaStandIn
 from .platform import Platform, real_contract
 from .polling import poll
 from .real.contracts import CONTRACTS, STANDINS
@@ -295,3 +297,59 @@ def test_a_scheduled_backup_run_restores(platform: Platform, real) -> None:
 
     (sample,) = poll("the backup alert's query answered by Prometheus", seen, TARGETS_UP_WITHIN_S, interval_s=3)
     assert 0 <= float(sample["value"][1]) < 600, sample
+
+
+# --- open-webui ----------------------------------------------------------------
+
+def _open_webui(platform: Platform, container: DeclaredContainer, method: str, path: str,
+                body: Any = None, token: str = "") -> tuple[int, Any]:
+    """A request to Open WebUI's API on its address on its network with Traefik."""
+    address = platform.address(container.name, container.networks[0][0])
+    request = urllib.request.Request(
+        f"http://{address}:{container.port}{path}", method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json",
+                 **({"Authorization": f"Bearer {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (container address)
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"null")
+
+
+def _open_webui_admin(container: DeclaredContainer) -> tuple[str, str]:
+    return (_env(container, "WEBUI_ADMIN_EMAIL"),
+            container.upload("/run/secrets/open-webui-admin-password").content)
+
+
+def test_open_webui_lets_in_its_admin_and_nobody_sign_up(platform: Platform, real) -> None:
+    webui = real["open-webui"]
+    email, password = _open_webui_admin(webui)
+    status, signed_in = _open_webui(platform, webui, "POST", "/api/v1/auths/signin",
+                                    {"email": email, "password": password})
+    assert status == 200 and signed_in["role"] == "admin", (status, signed_in)
+    status, _ = _open_webui(platform, webui, "POST", "/api/v1/auths/signin",
+                            {"email": email, "password": password + "-not"})
+    assert status == 400
+    status, refused = _open_webui(platform, webui, "POST", "/api/v1/auths/signup",
+                                  {"email": "someone@4lb.ca", "password": "a-password", "name": "Someone"})
+    assert status == 403, (status, refused)
+    # the start script ran once per start: the admin was created, not changed
+    log = platform.engine.logs(webui.name)
+    assert f"fourlb: created the admin {email}" in log, log[-2000:]
+
+
+def test_open_webui_lists_the_models_of_the_hosts_ollama_and_chats(platform: Platform, real,
+                                                                    host_ollama: OllamaStandIn) -> None:
+    webui = real["open-webui"]
+    email, password = _open_webui_admin(webui)
+    _, signed_in = _open_webui(platform, webui, "POST", "/api/v1/auths/signin",
+                               {"email": email, "password": password})
+    token = signed_in["token"]
+    status, models = _open_webui(platform, webui, "GET", "/api/models", token=token)
+    assert status == 200 and MODEL in [m["id"] for m in models["data"]], models
+    status, answer = _open_webui(platform, webui, "POST", "/api/chat/completions", {
+        "model": MODEL, "stream": False, "messages": [{"role": "user", "content": "Hello"}]}, token=token)
+    assert status == 200, answer
+    assert answer["choices"][0]["message"]["content"] == ANSWER
+    assert ("POST", "/api/chat") in host_ollama.requests

@@ -325,8 +325,79 @@ BACKUP = Contract(
     image_env=(("PATH", f"{PG_BIN}:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),),
 )
 
+# PyPI's open-webui in a virtualenv of Debian's Python (.ci/install-real-programs),
+# at the same path in the image as on this machine: its scripts name that Python.
+OPEN_WEBUI_VENV = "/opt/fourlb-e2e/open-webui"
+
+OPEN_WEBUI = Contract(
+    service="open-webui",
+    official="ghcr.io/open-webui/open-webui",
+    read="open-webui/open-webui Dockerfile and backend/start.sh; open_webui/config.py and "
+         "env.py of the 0.6.5 wheel",
+    runs_as="root (the Dockerfile's UID and GID 0)",
+    uid=0, gid=0,
+    config_paths=("/app/backend/data (the volume: webui.db, uploads, caches)",
+                  "/app/backend/.webui_secret_key (only when WEBUI_SECRET_KEY is empty)"),
+    env=(
+        EnvUse("WEBUI_SECRET_KEY", "every start: signs sessions"),
+        EnvUse("ENABLE_SIGNUP", "every start, until an admin saves the setting in its database"),
+        EnvUse("OLLAMA_BASE_URL", "every start, until an admin saves its connections"),
+        EnvUse("WEBUI_ADMIN_EMAIL, WEBUI_ADMIN_PASSWORD_FILE",
+               "the program's start script (core/passwords.py), every start, as root"),
+    ),
+    program="PyPI open-webui 0.6.5 (the image's version) in a virtualenv of Debian's Python "
+            "3.11.2 (the image: python:3.11-slim-bookworm)",
+    differences=(
+        FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE,
+        ("dependencies", "tests/e2e/real/python/open-webui.txt: without torch and "
+                         "sentence-transformers (PyPI has only their CUDA builds, gigabytes) "
+                         "nor the document, speech and web loaders; local embeddings fail "
+                         "and are logged, and nothing the platform's tests use needs them"),
+        ("layout", "the package is in the virtualenv's site-packages, not /app/backend: the "
+                   "image's env also sets DATA_DIR=/app/backend/data (the code takes the "
+                   "package's parent otherwise) and FROM_INIT_PY=true (the web UI built in "
+                   "the wheel, the same build the image copies to /app/build)"),
+        ("start.sh", "entrypoints/open-webui.sh: the image's start.sh for the settings the "
+                     "program uses (the secret key, uvicorn's arguments); its Playwright, "
+                     "Ollama-in-the-image, CUDA and Space branches are left out"),
+        ("offline", "the image's env also sets ENABLE_OPENAI_API=false and OFFLINE_MODE=true: "
+                    "its default OpenAI connection looks up api.openai.com on every model "
+                    "list, and nothing here may call out"),
+    ),
+    rootfs=RootFs(
+        packages=("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
+                  "bash", "curl"),
+        copies=((OPEN_WEBUI_VENV, OPEN_WEBUI_VENV),),
+        directories=(Directory("/app/backend"), Directory("/app/backend/data"),
+                     Directory("/root", mode=0o700), Directory("/root/.cache/chroma")),
+        files=(_script("open-webui", "/app/backend/start.sh"),
+               TextFile("/root/.cache/chroma/telemetry_user_id",
+                        "00000000-0000-0000-0000-000000000000")),
+    ),
+    entrypoint=(),
+    cmd=("bash", "start.sh"),
+    workdir="/app/backend",
+    image_env=(
+        ("PATH", f"{OPEN_WEBUI_VENV}/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        ("ENV", "prod"), ("PORT", "8080"),
+        ("OLLAMA_BASE_URL", "/ollama"), ("OPENAI_API_BASE_URL", ""),
+        ("OPENAI_API_KEY", ""), ("WEBUI_SECRET_KEY", ""),
+        ("SCARF_NO_ANALYTICS", "true"), ("DO_NOT_TRACK", "true"), ("ANONYMIZED_TELEMETRY", "false"),
+        ("WHISPER_MODEL", "base"), ("WHISPER_MODEL_DIR", "/app/backend/data/cache/whisper/models"),
+        ("RAG_EMBEDDING_MODEL", "sentence-transformers/all-MiniLM-L6-v2"),
+        ("SENTENCE_TRANSFORMERS_HOME", "/app/backend/data/cache/embedding/models"),
+        ("HF_HOME", "/app/backend/data/cache/embedding/models"), ("HOME", "/root"),
+        # the differences above
+        ("DATA_DIR", "/app/backend/data"), ("FROM_INIT_PY", "true"),
+        ("ENABLE_OPENAI_API", "false"), ("OFFLINE_MODE", "true"),
+    ),
+    exposed=("8080/tcp",),
+    identity=("/api/config", "Open WebUI"),
+    read_as_root=("/run/secrets/open-webui-admin-password",),
+)
+
 CONTRACTS: dict[str, Contract] = {c.service: c for c in (
-    REDIS, POSTGRES, PROMETHEUS, ALERTMANAGER, NODE_EXPORTER, CROWDSEC, BACKUP)}
+    REDIS, POSTGRES, PROMETHEUS, ALERTMANAGER, NODE_EXPORTER, CROWDSEC, BACKUP, OPEN_WEBUI)}
 
 # Services that keep the stand-in image, and why.
 STANDINS: dict[str, str] = {
@@ -338,7 +409,6 @@ STANDINS: dict[str, str] = {
                "documented format (tests/test_monitoring.py)",
     "cadvisor": "not packaged by Debian; a stand-in serves /metrics so that its scrape job is up",
     "chromadb": "a Python service with native dependencies that no registry here serves",
-    "open-webui": "a large Python application: not installable here",
     "code-server": "a Node.js application shipped as a release archive: not installable here",
     "ai-orchestrator-backend": "the platform's own private image: not published",
     "ai-orchestrator-frontend": "the platform's own private image: not published",

@@ -155,6 +155,16 @@ class _Archive:
         self.entries[path] = info
         self.sources[path] = content
 
+    def file(self, path: str, host: str) -> None:
+        """The host's regular file `host` at `path`, with its mode."""
+        path = path.strip("/")
+        self._directory(os.path.dirname(path))
+        info = tarfile.TarInfo(path)
+        status = os.stat(host)
+        info.size, info.mode = status.st_size, stat.S_IMODE(status.st_mode)
+        self.entries[path] = info
+        self.sources[path] = host
+
     def copy(self, host: str, patched: dict[str, str]) -> None:
         """The host's file, link or directory tree at `host`, and what its links point at."""
         host = _host_path(host)
@@ -197,8 +207,10 @@ class _Archive:
                     self.link(destination, os.readlink(source))
                 elif os.path.isfile(source):
                     content = patched.get(source)
-                    data = content.encode() if content is not None else Path(source).read_bytes()
-                    self.text(destination, data, stat.S_IMODE(os.stat(source).st_mode))
+                    if content is not None:
+                        self.text(destination, content.encode(), stat.S_IMODE(os.stat(source).st_mode))
+                    else:  # read when written; its libraries are found like a package's
+                        self.file(destination, source)
 
     def write(self) -> bytes:
         for name in sorted(self.entries):  # parents before children
