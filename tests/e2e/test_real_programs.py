@@ -9,6 +9,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -353,3 +354,31 @@ def test_open_webui_lists_the_models_of_the_hosts_ollama_and_chats(platform: Pla
     assert status == 200, answer
     assert answer["choices"][0]["message"]["content"] == ANSWER
     assert ("POST", "/api/chat") in host_ollama.requests
+
+
+# --- chromadb ------------------------------------------------------------------
+
+def test_chromadb_keeps_and_finds_vectors_where_the_ai_backend_looks(platform: Platform, real,
+                                                                      stacks: dict[str, Declared]) -> None:
+    chroma = real["chromadb"]
+    backend = stacks["prod"].container("ai-orchestrator-backend")
+    assert (_env(backend, "CHROMA_HOST"), int(_env(backend, "CHROMA_PORT"))) == ("chromadb", chroma.port)
+    address = platform.address(chroma.name, "data-net")
+    base = f"http://{address}:{chroma.port}/api/v2/tenants/default_tenant/databases/default_database"
+
+    def call(method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(base + path, method=method, headers={"Content-Type": "application/json"},
+                                         data=json.dumps(body).encode() if body is not None else None)
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (container address)
+            return json.loads(answer.read() or b"null")
+
+    # explicit embeddings: no embedding model is loaded
+    collection = call("POST", "/collections", {"name": "e2e-vectors", "get_or_create": True})
+    call("POST", f"/collections/{collection['id']}/add", {
+        "ids": ["a", "b"], "embeddings": [[1.0, 0.0], [0.0, 1.0]], "documents": ["apple", "banana"]})
+    found = call("POST", f"/collections/{collection['id']}/query",
+                 {"query_embeddings": [[0.9, 0.1]], "n_results": 1, "include": ["documents"]})
+    assert found["documents"] == [["apple"]]
+    (data,) = [v for v in chroma.volumes if v["containerPath"] == "/chroma/chroma"]
+    mountpoint = platform.engine.request("GET", f"/volumes/{data['volumeName']}")["Mountpoint"]
+    assert (Path(mountpoint) / "chroma.sqlite3").exists(), "the vectors are not in the volume"

@@ -329,6 +329,12 @@ BACKUP = Contract(
 # at the same path in the image as on this machine: its scripts name that Python.
 OPEN_WEBUI_VENV = "/opt/fourlb-e2e/open-webui"
 
+CHROMADB_VENV = "/opt/fourlb-e2e/chromadb"
+_PYTHON = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib")
+_PYTHON_DIFFERENCE = ("python", "Debian's Python 3.11.2 and a virtualenv of PyPI's packages "
+                                "(.ci/install-real-programs), at the same path in the image as "
+                                "on this machine; the image: python:3.11-slim's, in /usr/local")
+
 OPEN_WEBUI = Contract(
     service="open-webui",
     official="ghcr.io/open-webui/open-webui",
@@ -345,10 +351,9 @@ OPEN_WEBUI = Contract(
         EnvUse("WEBUI_ADMIN_EMAIL, WEBUI_ADMIN_PASSWORD_FILE",
                "the program's start script (core/passwords.py), every start, as root"),
     ),
-    program="PyPI open-webui 0.6.5 (the image's version) in a virtualenv of Debian's Python "
-            "3.11.2 (the image: python:3.11-slim-bookworm)",
+    program="PyPI open-webui 0.6.5 (the image's version)",
     differences=(
-        FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE,
+        FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE, _PYTHON_DIFFERENCE,
         ("dependencies", "tests/e2e/real/python/open-webui.txt: without torch and "
                          "sentence-transformers (PyPI has only their CUDA builds, gigabytes) "
                          "nor the document, speech and web loaders; local embeddings fail "
@@ -365,8 +370,7 @@ OPEN_WEBUI = Contract(
                     "list, and nothing here may call out"),
     ),
     rootfs=RootFs(
-        packages=("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
-                  "bash", "curl"),
+        packages=_PYTHON + ("bash", "curl"),
         copies=((OPEN_WEBUI_VENV, OPEN_WEBUI_VENV),),
         directories=(Directory("/app/backend"), Directory("/app/backend/data"),
                      Directory("/root", mode=0o700), Directory("/root/.cache/chroma")),
@@ -396,8 +400,54 @@ OPEN_WEBUI = Contract(
     read_as_root=("/run/secrets/open-webui-admin-password",),
 )
 
+CHROMADB = Contract(
+    service="chromadb",
+    official="chromadb/chroma",
+    read="chroma-core/chroma Dockerfile and bin/docker_entrypoint.sh (0.5 and 0.6 releases)",
+    runs_as="root (no USER)",
+    uid=0, gid=0,
+    config_paths=("/chroma/chroma (its default persist directory under WORKDIR /chroma: the volume)",),
+    env=(
+        EnvUse("IS_PERSISTENT", "every start (the entrypoint sets it too)"),
+        EnvUse("ANONYMIZED_TELEMETRY", "every start: posthog telemetry off"),
+    ),
+    program="PyPI chromadb 0.6.3 (the image's version), its dependencies unpinned by it and "
+            "resolved on the day (tests/e2e/real/python/chromadb.txt)",
+    differences=(
+        FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE, _PYTHON_DIFFERENCE,
+        ("source tree", "the image copies chroma's whole repository to /chroma; here "
+                        "/chroma/chromadb is a link to the installed package (its CMD names "
+                        "chromadb/log_config.yml there, and uvicorn imports it from there)"),
+        ("onnxruntime", "the image's env also sets ORT_DISABLE_TELEMETRY=1: the onnxruntime "
+                        "resolved here sends usage events to Microsoft once the default embedding "
+                        "function loads, and nothing here may call out"),
+    ),
+    rootfs=RootFs(
+        packages=_PYTHON + ("bash",),
+        copies=((CHROMADB_VENV, CHROMADB_VENV),),
+        directories=(Directory("/chroma"),),
+        files=(_script("chromadb", "/docker_entrypoint.sh"),),
+        # the installed package where the image has the repository's
+        links=(("/chroma/chromadb", f"{CHROMADB_VENV}/lib/python3.11/site-packages/chromadb"),),
+    ),
+    entrypoint=("/docker_entrypoint.sh",),
+    cmd=("--workers ${CHROMA_WORKERS} --host ${CHROMA_HOST_ADDR} --port ${CHROMA_HOST_PORT} "
+         "--proxy-headers --log-config ${CHROMA_LOG_CONFIG} --timeout-keep-alive "
+         "${CHROMA_TIMEOUT_KEEP_ALIVE}",),
+    workdir="/chroma",
+    image_env=(
+        ("PATH", f"{CHROMADB_VENV}/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        ("CHROMA_HOST_ADDR", "0.0.0.0"), ("CHROMA_HOST_PORT", "8000"), ("CHROMA_WORKERS", "1"),
+        ("CHROMA_LOG_CONFIG", "chromadb/log_config.yml"), ("CHROMA_TIMEOUT_KEEP_ALIVE", "30"),
+        ("ORT_DISABLE_TELEMETRY", "1"),  # a difference (above)
+    ),
+    exposed=("8000/tcp",),
+    identity=("/api/v2/version", "0.6.3"),
+)
+
 CONTRACTS: dict[str, Contract] = {c.service: c for c in (
-    REDIS, POSTGRES, PROMETHEUS, ALERTMANAGER, NODE_EXPORTER, CROWDSEC, BACKUP, OPEN_WEBUI)}
+    REDIS, POSTGRES, PROMETHEUS, ALERTMANAGER, NODE_EXPORTER, CROWDSEC, BACKUP, OPEN_WEBUI,
+    CHROMADB)}
 
 # Services that keep the stand-in image, and why.
 STANDINS: dict[str, str] = {
@@ -408,7 +458,6 @@ STANDINS: dict[str, str] = {
     "grafana": "not packaged by Debian; its provisioning files are checked against Grafana's "
                "documented format (tests/test_monitoring.py)",
     "cadvisor": "not packaged by Debian; a stand-in serves /metrics so that its scrape job is up",
-    "chromadb": "a Python service with native dependencies that no registry here serves",
     "code-server": "a Node.js application shipped as a release archive: not installable here",
     "ai-orchestrator-backend": "the platform's own private image: not published",
     "ai-orchestrator-frontend": "the platform's own private image: not published",
