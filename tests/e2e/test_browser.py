@@ -6,8 +6,8 @@ fixed in the plan (core/catalog.py), not here.
 
 Chromium resolves the platform's hostnames to the test Traefik and nothing else:
 every other name fails to resolve, so neither the browser nor a page calls out.
-The pages of stand-ins (Grafana, code-server, cAdvisor) prove nothing of their
-application and are not loaded (tests/e2e/real/contracts.py says why each is
+The pages of stand-ins (Grafana, cAdvisor) prove nothing of their application
+and are not loaded (tests/e2e/real/contracts.py says why each is
 a stand-in).
 """
 
@@ -24,6 +24,8 @@ from .declared import Declared, DeclaredContainer
 from .expectations import ROUTES
 from .harness import Edge
 from .ollama_standin import ANSWER, MODEL, OllamaStandIn
+from .platform import Platform
+from .real.contracts import ABC
 
 CHROMIUM = "/usr/lib/chromium/chromium"  # Debian's binary (/usr/bin/chromium wraps it)
 TIMEOUT_MS = 30_000
@@ -132,6 +134,25 @@ def test_open_webui_login_and_a_chat(browser, stacks: dict[str, Declared],
     page.keyboard.press("Enter")
     page.get_by_text(ANSWER).first.wait_for()
     assert ("POST", "/api/chat") in host_ollama.requests
+    assert visit.violations == []
+
+
+def test_code_server_login_and_its_editor_over_a_websocket(browser, stacks: dict[str, Declared],
+                                                          platform: Platform) -> None:
+    editor: DeclaredContainer = stacks["prod"].container("code-server")
+    password = editor.upload("/run/secrets/code-server-password").content
+    # a file only the server's side knows: the editor lists it once its websocket
+    # to the server (the remote filesystem) works through Traefik
+    code, output = platform.engine.exec(
+        editor.name, ["sh", "-c", "echo fourlb > /config/workspace/fourlb-e2e.txt"], user=f"{ABC}:{ABC}")
+    assert code == 0, output
+    visit = _visit("code-server")
+    page = _page(browser, visit)
+    page.goto(f"https://{_host('code-server')}/login")
+    page.locator("input[type=password]").fill(password)
+    page.locator("input[type=password]").press("Enter")
+    page.locator(".monaco-workbench").wait_for()
+    page.get_by_text("fourlb-e2e.txt").first.wait_for()
     assert visit.violations == []
 
 

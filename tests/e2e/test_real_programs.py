@@ -382,3 +382,33 @@ def test_chromadb_keeps_and_finds_vectors_where_the_ai_backend_looks(platform: P
     (data,) = [v for v in chroma.volumes if v["containerPath"] == "/chroma/chroma"]
     mountpoint = platform.engine.request("GET", f"/volumes/{data['volumeName']}")["Mountpoint"]
     assert (Path(mountpoint) / "chroma.sqlite3").exists(), "the vectors are not in the volume"
+
+
+# --- code-server ---------------------------------------------------------------
+
+def test_code_server_asks_for_the_generated_password(platform: Platform, real) -> None:
+    editor = real["code-server"]
+    address = platform.address(editor.name, editor.networks[0][0])
+    password = editor.upload("/run/secrets/code-server-password").content
+    opener = urllib.request.build_opener(_NoRedirect)
+
+    def login(attempt: str) -> tuple[int, str]:
+        request = urllib.request.Request(
+            f"http://{address}:{editor.port}/login", method="POST",
+            data=urllib.parse.urlencode({"password": attempt}).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            with opener.open(request, timeout=10) as answer:
+                return answer.status, answer.headers.get("Set-Cookie") or ""
+        except urllib.error.HTTPError as answer:
+            return answer.code, answer.headers.get("Set-Cookie") or ""
+
+    wrong_status, wrong_cookie = login(password + "-not")
+    assert "code-server-session" not in wrong_cookie, wrong_status
+    status, cookie = login(password)
+    assert status == 302 and "code-server-session=" in cookie, (status, cookie)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # the login's 302 is the answer under test
+        return None

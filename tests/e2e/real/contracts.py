@@ -445,9 +445,62 @@ CHROMADB = Contract(
     identity=("/api/v2/version", "0.6.3"),
 )
 
+# npm's code-server with its dependencies (.ci/install-real-programs), run by
+# this machine's Node 20, at the same path in the image as here
+CODE_SERVER_PROJECT = "/opt/fourlb-e2e/code-server"
+ABC = 911  # linuxserver's user abc (PUID and PGID unset)
+
+CODE_SERVER = Contract(
+    service="code-server",
+    official="lscr.io/linuxserver/code-server",
+    read="linuxserver/docker-code-server Dockerfile, root/etc/s6-overlay/s6-rc.d/init-code-server "
+         "and svc-code-server; the linuxserver base image's FILE__ handling (init-envfile)",
+    runs_as="abc (uid 911, gid 911): the image's init runs as root, reads FILE__* files, gives "
+            "/config to abc, then starts code-server as abc",
+    uid=ABC, gid=ABC,
+    config_paths=("/config (HOME and the volume: data, extensions, workspace)",),
+    env=(
+        EnvUse("FILE__PASSWORD", "every start, read as root into PASSWORD: password auth"),
+        EnvUse("TZ", "every start"),
+    ),
+    program="npm code-server 4.99.3 (the image: 4.98.2; the registry here has no 4.98.x) on "
+            "Node 20 (the release archive the image unpacks carries its own Node 20)",
+    differences=(
+        FILES_FROM_HOST_DIFFERENCE, BUSYBOX_DIFFERENCE,
+        ("init", "entrypoints/code-server.sh: the image's s6-overlay init and services as one "
+                 "script that ends in code-server as PID 1 (gosu abc), where s6 keeps PID 1 "
+                 "as root and supervises it"),
+        ("install", "npm's package and its dependencies under /opt/fourlb-e2e/code-server, run "
+                    "by /app/code-server/bin/code-server; the image unpacks the release archive "
+                    "(the same program: out/node/entry.js) to /app/code-server"),
+        ("tools", "the image's git, git-lfs, jq, nano, net-tools, netcat and sudo are not "
+                  "here: the editor runs without them (its Source Control view says git is "
+                  "missing)"),
+        ("update check", "--disable-update-check: code-server asks api.github.com for its latest "
+                         "release when the editor loads, and nothing here may call out"),
+    ),
+    rootfs=RootFs(
+        packages=("bash", "curl", "gosu"),
+        host_paths=("/usr/bin/node", "/usr/share/zoneinfo"),
+        copies=((CODE_SERVER_PROJECT, CODE_SERVER_PROJECT),),
+        users=(User("abc", ABC, ABC, "/config"),),
+        directories=(Directory("/config", ABC, ABC, 0o755), Directory("/app/code-server/bin")),
+        files=(_script("code-server", "/init"),
+               TextFile("/app/code-server/bin/code-server",
+                        "#!/bin/sh\nexec node " + CODE_SERVER_PROJECT
+                        + "/node_modules/code-server/out/node/entry.js \"$@\"\n", 0o755)),
+    ),
+    entrypoint=("/init",),
+    workdir="/",
+    image_env=(("HOME", "/config"),),
+    exposed=("8443/tcp",),
+    identity=("/healthz", "lastHeartbeat"),
+    read_as_root=("/run/secrets/code-server-password",),
+)
+
 CONTRACTS: dict[str, Contract] = {c.service: c for c in (
     REDIS, POSTGRES, PROMETHEUS, ALERTMANAGER, NODE_EXPORTER, CROWDSEC, BACKUP, OPEN_WEBUI,
-    CHROMADB)}
+    CHROMADB, CODE_SERVER)}
 
 # Services that keep the stand-in image, and why.
 STANDINS: dict[str, str] = {
@@ -458,7 +511,6 @@ STANDINS: dict[str, str] = {
     "grafana": "not packaged by Debian; its provisioning files are checked against Grafana's "
                "documented format (tests/test_monitoring.py)",
     "cadvisor": "not packaged by Debian; a stand-in serves /metrics so that its scrape job is up",
-    "code-server": "a Node.js application shipped as a release archive: not installable here",
     "ai-orchestrator-backend": "the platform's own private image: not published",
     "ai-orchestrator-frontend": "the platform's own private image: not published",
 }
