@@ -508,9 +508,11 @@ STANDINS: dict[str, str] = {
                "see changes.py",
     "docker-socket-proxy": "HAProxy with its generated configuration: no Debian package of the "
                            "image's setup; the tests read the engine's socket directly",
-    "grafana": "not packaged by Debian; its provisioning files are checked against Grafana's "
+    "grafana": "in no registry reached here (not in Debian, PyPI or npm; its Go module needs "
+               "its web frontend built); its provisioning files are checked against Grafana's "
                "documented format (tests/test_monitoring.py)",
-    "cadvisor": "not packaged by Debian; a stand-in serves /metrics so that its scrape job is up",
+    "cadvisor": "not in Debian, PyPI or npm (a Go module, not built here yet); a stand-in "
+                "serves /metrics so that its scrape job is up",
     "ai-orchestrator-backend": "the platform's own private image: not published",
     "ai-orchestrator-frontend": "the platform's own private image: not published",
 }
