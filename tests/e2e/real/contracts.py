@@ -511,8 +511,10 @@ STANDINS: dict[str, str] = {
     "grafana": "in no registry reached here (not in Debian, PyPI or npm; its Go module needs "
                "its web frontend built); its provisioning files are checked against Grafana's "
                "documented format (tests/test_monitoring.py)",
-    "cadvisor": "not in Debian, PyPI or npm (a Go module, not built here yet); a stand-in "
-                "serves /metrics so that its scrape job is up",
+    "cadvisor": "not in Debian, PyPI or npm, and the Go module proxy serves its library but "
+                "not its command (github.com/google/cadvisor/cmd: 404 at every version, a "
+                "module of its own that upstream never tags); a stand-in serves /metrics so "
+                "that its scrape job is up",
     "ai-orchestrator-backend": "the platform's own private image: not published",
     "ai-orchestrator-frontend": "the platform's own private image: not published",
 }
