@@ -45,6 +45,17 @@ SCRIPTS: dict[str, str] = {
 #!/bin/sh
 exec /standin/serve "$@"
 """,
+    # Open WebUI's image: the program's start script (core/passwords.py) runs its
+    # admin step with the image's python3, then `bash start.sh` in the image's
+    # WORKDIR (here the stand-in's, /): the step has nothing to set up here
+    "usr/local/bin/python3": """\
+#!/bin/sh
+cat >/dev/null
+""",
+    "start.sh": """\
+#!/bin/sh
+exec /standin/serve "$@"
+""",
     # nc forks one `respond` per connection (-ll: keep listening); the
     # container's command, if any, arrives as arguments and is ignored.
     # Port 0: a service that listens nowhere (a scheduler): just stay up.
