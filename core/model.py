@@ -8,7 +8,7 @@ replaces with the encrypted Output; `secret_names()` lists which it needs.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Optional
 
 # the container that writes a service's live configuration (core.live_config)
@@ -217,6 +217,14 @@ class Container:
     def public_hostnames(self) -> tuple[str, ...]:
         # a hostname served on two paths is still one hostname
         return tuple(dict.fromkeys(h for route in self.routes for h in route.hostnames))
+
+
+def with_env_default(container: Container, name: str, value: str) -> Container:
+    """`container` with env `name` set to `value`, unless it has one already (a
+    value from the stack's fourlb:services.<name>.env is the owner's, and wins)."""
+    if any(key == name for key, _ in container.env):
+        return container
+    return replace(container, env=container.env + ((name, value),))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Iterable
 from config.models import StackConfig
 
 from . import catalog
-from .model import Container
+from .model import Container, with_env_default
 
 SERVICE = "ollama"
 CLIENTS = ("open-webui", "ai-orchestrator-backend")
@@ -56,14 +56,12 @@ def with_ollama(containers: Iterable[Container], config: StackConfig) -> list[Co
 
 
 def _client(container: Container, config: StackConfig) -> Container:
-    # a URL set in fourlb:services.<client>.env is the owner's choice, and wins
-    env = container.env if any(k == URL_ENV for k, _ in container.env) \
-        else container.env + ((URL_ENV, base_url(config)),)
+    container = with_env_default(container, URL_ENV, base_url(config))
     if in_plan(config):
-        return replace(container, env=env, networks=container.networks + (catalog.OLLAMA_NET,))
+        return replace(container, networks=container.networks + (catalog.OLLAMA_NET,))
     if not container.egress:
         # every client of the catalog leads out of the host; one that did not
         # could not reach the host's address either
         raise ValueError(f"{container.name}: Ollama on the host needs a network that leads "
                          "out of the host (ServiceSpec.egress)")
-    return replace(container, env=env, extra_hosts=container.extra_hosts + ((HOST_NAME, HOST_GATEWAY),))
+    return replace(container, extra_hosts=container.extra_hosts + ((HOST_NAME, HOST_GATEWAY),))

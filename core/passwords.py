@@ -18,12 +18,11 @@ file), so a replaced container is enough for them.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Iterable
 
 from config.models import StackConfig
 
-from .model import Container
+from .model import Container, with_env_default
 from .start_scripts import StartScript
 
 
@@ -131,6 +130,5 @@ def admin_email(config: StackConfig) -> str:
 
 def with_admin_email(containers: Iterable[Container], config: StackConfig) -> list[Container]:
     """Open WebUI told who its admin is (its password is a file: catalog)."""
-    return [replace(c, env=c.env + ((OPEN_WEBUI_ADMIN_EMAIL_ENV, admin_email(config)),))
-            if c.name == "open-webui" and not any(k == OPEN_WEBUI_ADMIN_EMAIL_ENV for k, _ in c.env)
-            else c for c in containers]
+    return [with_env_default(c, OPEN_WEBUI_ADMIN_EMAIL_ENV, admin_email(config))
+            if c.name == "open-webui" else c for c in containers]

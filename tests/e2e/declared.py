@@ -69,6 +69,11 @@ class DeclaredContainer:
     log_opts: dict[str, str]
     port: Optional[int]  # where the service listens: its load-balancer port, else the plan's
 
+    def env(self, name: str) -> str:
+        """The value of env `name`, declared exactly once."""
+        (value,) = [e.split("=", 1)[1] for e in self.envs if e.startswith(name + "=")]
+        return value
+
     def upload(self, path: str) -> DeclaredUpload:
         for upload in self.uploads:
             if upload.file == path:

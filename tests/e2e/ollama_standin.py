@@ -112,9 +112,7 @@ def serving(address: str, port: int) -> Iterator[OllamaStandIn]:
 
 def ollama_url(stacks: "dict[str, Declared]", client: str) -> urllib.parse.ParseResult:
     """Where the plan tells `client` (a prod container) Ollama is."""
-    (url,) = [e.split("=", 1)[1] for e in stacks["prod"].container(client).envs
-              if e.startswith(URL_ENV + "=")]
-    return urllib.parse.urlparse(url)
+    return urllib.parse.urlparse(stacks["prod"].container(client).env(URL_ENV))
 
 
 def hosts_entry(platform: "Platform", container: str) -> str:

@@ -116,7 +116,7 @@ def test_prometheus_with_basic_auth(browser, edge: Edge) -> None:
 def test_open_webui_login_and_a_chat(browser, stacks: dict[str, Declared],
                                      host_ollama: OllamaStandIn) -> None:
     webui: DeclaredContainer = stacks["prod"].container("open-webui")
-    (email,) = [e.split("=", 1)[1] for e in webui.envs if e.startswith("WEBUI_ADMIN_EMAIL=")]
+    email = webui.env("WEBUI_ADMIN_EMAIL")
     password = webui.upload("/run/secrets/open-webui-admin-password").content
     visit = _visit("open-webui")
     page = _page(browser, visit)

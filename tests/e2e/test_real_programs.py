@@ -49,11 +49,6 @@ def _exec(platform: Platform, container: DeclaredContainer, *command: str) -> st
     return output.decode()
 
 
-def _env(container: DeclaredContainer, name: str) -> str:
-    (value,) = [e.split("=", 1)[1] for e in container.envs if e.startswith(name + "=")]
-    return value
-
-
 def _get(url: str) -> str:
     """A GET to a container this run started."""
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (container address)
@@ -119,7 +114,7 @@ def test_redis_refuses_commands_without_the_generated_password(platform: Platfor
 
 
 def test_redis_accepts_the_ai_backends_url(platform: Platform, real, stacks: dict[str, Declared]) -> None:
-    url = urllib.parse.urlsplit(_env(stacks["prod"].container("ai-orchestrator-backend"), "REDIS_URL"))
+    url = urllib.parse.urlsplit(stacks["prod"].container("ai-orchestrator-backend").env("REDIS_URL"))
     assert (url.hostname, url.port) == ("redis", real["redis"].port)
     assert _redis(platform, real["redis"], "PING", password=urllib.parse.unquote(url.password or "")) == "PONG"
 
@@ -165,7 +160,7 @@ def test_postgres_was_initialised_from_the_declared_env(platform: Platform, real
 
 
 def test_the_ai_backends_database_url_authenticates(platform: Platform, real, stacks: dict[str, Declared]) -> None:
-    url = _env(stacks["prod"].container("ai-orchestrator-backend"), "DATABASE_URL")
+    url = stacks["prod"].container("ai-orchestrator-backend").env("DATABASE_URL")
     address = platform.address(real["postgres"].name, "data-net")
     result = _psql([_with_address(url, address)], "select current_user, current_database()")
     assert result.returncode == 0, result.stderr
@@ -319,7 +314,7 @@ def _open_webui(platform: Platform, container: DeclaredContainer, method: str, p
 
 
 def _open_webui_admin(container: DeclaredContainer) -> tuple[str, str]:
-    return (_env(container, "WEBUI_ADMIN_EMAIL"),
+    return (container.env("WEBUI_ADMIN_EMAIL"),
             container.upload("/run/secrets/open-webui-admin-password").content)
 
 
@@ -362,7 +357,7 @@ def test_chromadb_keeps_and_finds_vectors_where_the_ai_backend_looks(platform: P
                                                                       stacks: dict[str, Declared]) -> None:
     chroma = real["chromadb"]
     backend = stacks["prod"].container("ai-orchestrator-backend")
-    assert (_env(backend, "CHROMA_HOST"), int(_env(backend, "CHROMA_PORT"))) == ("chromadb", chroma.port)
+    assert (backend.env("CHROMA_HOST"), int(backend.env("CHROMA_PORT"))) == ("chromadb", chroma.port)
     address = platform.address(chroma.name, "data-net")
     base = f"http://{address}:{chroma.port}/api/v2/tenants/default_tenant/databases/default_database"
 

@@ -456,8 +456,7 @@ def test_the_running_host_is_taken_over_without_losing_a_byte(drill_engine: Engi
     _create_networks(engine, platform_declared, platform_declared.containers)
     created = harness.create_volumes(adopted=names.values())
     harness.run_all()
-    backend_url = next(e.split("=", 1)[1] for e in platform_declared.container(
-        "ai-orchestrator-backend").envs if e.startswith("DATABASE_URL="))
+    backend_url = platform_declared.container("ai-orchestrator-backend").env("DATABASE_URL")
 
     def logs_in() -> bool:
         address = harness.address(new[0].name, "data-net")

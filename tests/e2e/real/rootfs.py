@@ -189,11 +189,7 @@ class _Archive:
             if host in patched:
                 self.text(host, patched[host].encode(), stat.S_IMODE(mode.st_mode))
                 return
-            self._directory(os.path.dirname(host))
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = mode.st_size, stat.S_IMODE(mode.st_mode)
-            self.entries[name] = info
-            self.sources[name] = host
+            self.file(host, host)
 
     def copy_as(self, host: str, image_path: str, patched: dict[str, str]) -> None:
         """The host's tree at `host` under the name `image_path` (links kept as they are)."""
