@@ -12,6 +12,12 @@ send requests from it to the nodes' addresses, as a visitor's browser would.
 The first node (edge) is the only manager and the two others (data, ai) are workers,
 as the platform is laid out; each carries the label `fourlb.role=<role>`.
 
+A fifth namespace runs an image registry (Debian's docker-registry, distribution 2.8)
+that every node pulls from, as nodes of a real swarm pull from Docker Hub and the other
+public registries: the nodes start with no image. Each node's daemon takes it as its
+Docker Hub mirror and resolves the other registries' names to it (REGISTRY_NAMES):
+an image keeps the very name the program gives it. `push_image` puts an image there.
+
 What a swarm here cannot do that a production swarm does is in LIMITS, with why.
 
 Everything the lab makes is named `fourlb-swarm*` (namespaces, cgroups, the directory
@@ -61,6 +67,14 @@ OVERLAY_POOL = "10.232.0.0/16"
 OVERLAY_MASK_LENGTH = 24
 SWARM_PORT = 2377
 ROLE_LABEL = "fourlb.role"
+REGISTRY_NETNS = f"{PREFIX}-registry"
+REGISTRY_ADDRESS = "10.231.0.200"
+# the registries the platform's images come from besides Docker Hub, and the one a
+# swarm stack pushes its built images to in the lab (fourlb:swarm.registry): each
+# node's /etc/hosts gives them the lab registry's address
+OWN_REGISTRY = "registry.swarm-lab.internal"
+REGISTRY_NAMES = ("ghcr.io", "lscr.io", "gcr.io", OWN_REGISTRY)
+DOCKER_HUB = "docker.io"
 
 LIMITS = {
     "service VIPs and the ingress routing mesh":
@@ -69,8 +83,9 @@ LIMITS = {
     "encrypted overlay networks (`--opt encrypted`)":
         "this kernel has no ESP (IPsec): such overlays carry nothing between nodes",
     "a way out to the internet":
-        "the LAN has no route out: images are copied in from the main daemon (`load_image`), "
-        "never pulled",
+        "the LAN has no route out: the nodes pull every image from the lab's registry, Docker "
+        "Hub's as its mirror and the other registries' under their names (REGISTRY_NAMES), "
+        "over plain HTTP (each node's daemon marks them insecure)",
 }
 
 COMMAND_TIMEOUT_S = 60
@@ -127,6 +142,7 @@ mount --rbind /sys/fs/cgroup "$node_dir/cgroup"
 mount -t sysfs fourlb-swarm-sys /sys
 mount --move "$node_dir/cgroup" /sys/fs/cgroup
 mount --bind "$node_dir/etc" /etc/docker
+mount --bind "$node_dir/hosts" /etc/hosts
 printf '%s' "$name" > /proc/sys/kernel/hostname
 exec "$@"
 """
@@ -147,7 +163,18 @@ print(json.dumps({"status": status, "headers": headers, "body": body.decode(erro
 
 # the programs a node runs on the host side: found again by name and the lab's path
 DAEMON_PROGRAMS = frozenset({"dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2",
-                             "docker-proxy", "runc"})
+                             "docker-proxy", "runc", "docker-registry"})
+REGISTRY_READY_S = 30
+# the lab registry: plain HTTP on the standard port, so that an image name needs no port
+REGISTRY_CONFIG = f"""\
+version: 0.1
+log: {{level: warn}}
+storage:
+  filesystem: {{rootdirectory: {ROOT}/registry/data}}
+  delete: {{enabled: true}}
+http:
+  addr: {REGISTRY_ADDRESS}:80
+"""
 
 
 class LabError(RuntimeError):
@@ -285,11 +312,15 @@ class Node(LanHost):
     def start(self) -> None:
         for part in ("data", "exec", "etc", "cgroup"):
             (self.directory / part).mkdir(parents=True, exist_ok=True)
+        (self.directory / "etc" / "daemon.json").write_text(json.dumps({
+            "registry-mirrors": [f"http://{REGISTRY_ADDRESS}"],
+            "insecure-registries": [REGISTRY_ADDRESS, *REGISTRY_NAMES]}))
+        (self.directory / "hosts").write_text(
+            f"127.0.0.1 localhost\n{self.address} {self.name}\n{REGISTRY_ADDRESS} {' '.join(REGISTRY_NAMES)}\n")
         argv = ["nsenter", f"--net={self.netns_path}", "--",
                 "unshare", "--mount", "--uts", "--propagation", "private", "--",
                 "/bin/sh", "-c", NODE_INIT, "node-init", self.name, str(self.directory), *self.dockerd_args()]
-        # the swarm executor pulls an image unless it is told to use the one it has
-        env = {**node_env(), "DOCKER_SERVICE_PREFER_OFFLINE_IMAGE": "1"}
+        env = node_env()
         with self.log_file.open("ab") as log:
             # nsenter, unshare and sh each exec the next: the child's pid is dockerd's.
             # A session of its own: a Ctrl-C at the terminal leaves the teardown to the lab.
@@ -330,6 +361,8 @@ class Lab:
         self.root = ROOT
         self.nodes = [Node(spec, ROOT / spec.name) for spec in NODES]
         self.client = LanHost(CLIENT_NETNS, CLIENT_ADDRESS)
+        self.registry = LanHost(REGISTRY_NETNS, REGISTRY_ADDRESS)
+        self._registry_process: Optional[subprocess.Popen[bytes]] = None
         # seconds each step took: "LAN built", "daemons ready", "swarm formed", their sum
         # "lab up"; after tear_down also "daemons stopped" and "leftovers removed"
         self.timings: dict[str, float] = {}
@@ -367,6 +400,7 @@ class Lab:
     def _set_up(self) -> None:
         remove_leftovers()
         self._timed("LAN built", self._build_lan)
+        self._timed("registry ready", self._start_registry)
         self._timed("daemons ready", self._start_daemons)
         self._timed("swarm formed", self._form_swarm)
         self.timings["lab up"] = round(sum(self.timings.values()), 3)
@@ -380,8 +414,24 @@ class Lab:
         ip("netns", "add", LAN_NETNS)
         ip("link", "add", LAN_BRIDGE, "type", "bridge", netns=LAN_NETNS)
         ip("link", "set", LAN_BRIDGE, "up", netns=LAN_NETNS)
-        for host in [*self.nodes, self.client]:
+        for host in [*self.nodes, self.client, self.registry]:
             host.create_on_lan(port=f"to-{host.netns.removeprefix(PREFIX + '-')}")
+
+    def _start_registry(self) -> None:
+        directory = self.root / "registry"
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        config = directory / "config.yml"
+        config.write_text(REGISTRY_CONFIG)
+        with (directory / "registry.log").open("ab") as log:
+            self._registry_process = subprocess.Popen(
+                ["nsenter", f"--net={self.registry.netns_path}", "--", "docker-registry", "serve", str(config)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+
+        def answers() -> bool:
+            if self._registry_process is not None and self._registry_process.poll() is not None:
+                raise LabError(f"the lab registry exited: {(directory / 'registry.log').read_text()[-2000:]}")
+            return self.client_get(f"http://{REGISTRY_ADDRESS}/v2/").status == 200
+        poll("the lab registry to answer", answers, REGISTRY_READY_S, interval_s=0.2)
 
     def _start_daemons(self) -> None:
         for node in self.nodes:
@@ -430,6 +480,9 @@ class Lab:
             node.terminate()
         for node in self.nodes:
             node.wait_stopped()
+        if self._registry_process is not None:
+            stop(self._registry_process, DAEMON_STOP_S)
+            self._registry_process = None
 
     # --- for tests ---------------------------------------------------------------
 
@@ -453,6 +506,26 @@ class Lab:
         finally:
             archive.unlink(missing_ok=True)
 
+    def push_image(self, tag: str, timeout_s: float = IMAGE_LOAD_S) -> str:
+        """Puts `tag`, an image of the main daemon, into the lab registry under the name
+        a node pulls it by (`traefik:v3.6` from Docker Hub's mirror, `ghcr.io/x/y:1` from
+        the registry behind ghcr.io): the manager loads it, pushes it and forgets it, so
+        that every node, the manager too, has to pull it. Returns its digest."""
+        archive = self.root / f"image-{tag.replace('/', '_').replace(':', '_')}.tar"
+        run(["docker", "save", "--output", str(archive), tag], timeout=timeout_s)
+        pushed = f"{REGISTRY_ADDRESS}/{registry_path(tag)}"
+        try:
+            self.manager.docker("load", "--input", str(archive), timeout=timeout_s)
+            self.manager.docker("tag", tag, pushed)
+            out = self.manager.docker("push", pushed, timeout=timeout_s).stdout
+        finally:
+            archive.unlink(missing_ok=True)
+            self.manager.docker("rmi", "--force", tag, pushed, check=False)
+        digests = [word for word in out.split() if word.startswith("sha256:")]
+        if not digests:
+            raise LabError(f"pushing {tag} as {pushed} printed no digest:\n{out}")
+        return digests[-1]
+
     def run_in_node(self, node: Node, argv: Sequence[str], *, input: Optional[str] = None,
                     timeout: float = COMMAND_TIMEOUT_S, check: bool = True) -> subprocess.CompletedProcess[str]:
         """A host command in `node`'s network namespace (e.g. curl to a task's address)."""
@@ -472,6 +545,19 @@ class Lab:
             raise ConnectionError(f"GET {url} from {self.client.address}: {result.stderr.strip()[-500:]}")
         reply = json.loads(result.stdout)
         return HttpReply(reply["status"], reply["headers"], reply["body"])
+
+
+def registry_path(image: str) -> str:
+    """The repository and tag of `image` in whichever registry serves it: Docker Hub's
+    official images under library/, another registry's name dropped."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        if first not in (*REGISTRY_NAMES, DOCKER_HUB):
+            raise ValueError(f"{image}: the lab registry stands for {DOCKER_HUB} and {', '.join(REGISTRY_NAMES)} only")
+        image = rest
+    elif not rest:
+        image = f"library/{image}"
+    return image if ":" in image.rsplit("/", 1)[-1] else f"{image}:latest"
 
 
 # --- finding and removing what the lab makes, by name ---------------------------

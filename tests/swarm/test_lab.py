@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.standin import LISTEN_FILE
 
-from .lab import ROLE_LABEL, Lab, Node
+from .lab import ROLE_LABEL, Lab, Node, run
 
 PORT = 8080
 NETWORK = "lab-smoke-net"
@@ -123,3 +123,36 @@ def test_host_mode_port_answers_the_client(lab: Lab, smoke_services: dict[str, l
     url = f"http://{edge.address}:{PORT}/"
     reply = lab.wait_for(f"{url} to answer the client", lambda: lab.client_get(url), REACHED_WITHIN_S)
     assert (reply.status, reply.body.strip()) == (200, task_name(FRONT, front))
+
+
+PULLED = "lab-pull"
+PULLED_IMAGES = {"fourlb-lab/pulled:1": "data", "ghcr.io/fourlb-lab/pulled:1": "ai"}
+
+
+def test_nodes_pull_images_from_the_lab_registry(lab: Lab, standin_image: str) -> None:
+    """An image the nodes do not have, pushed under a Docker Hub name and a ghcr.io
+    name, runs on a worker: each node pulled it from the lab registry by that name."""
+    pushed = {}
+    try:
+        for image in PULLED_IMAGES:
+            run(["docker", "tag", standin_image, image])
+            pushed[image] = lab.push_image(image)
+    finally:
+        run(["docker", "rmi", *PULLED_IMAGES], check=False)
+    for node in lab.nodes:
+        assert not any(set(i.get("RepoTags") or []) & set(PULLED_IMAGES) for i in node.api("GET", "/images/json")), node
+    services = []
+    try:
+        for index, (image, role) in enumerate(PULLED_IMAGES.items()):
+            name = f"{PULLED}-{index}"
+            services.append(name)
+            lab.manager.docker("service", "create", "--detach", "--init", "--name", name,
+                               f"--constraint=node.labels.{ROLE_LABEL}=={role}", image, "sleep", "600")
+        for name, (image, role) in zip(services, PULLED_IMAGES.items()):
+            task = lab.wait_for(f"{name} running", lambda: running_tasks(lab, name), CONVERGED_WITHIN_S, 0.5)[0]
+            assert task["NodeID"] == lab.node(role).swarm_id
+            # the manager resolved the tag to the digest the registry holds, and the node pulled that
+            assert task["Spec"]["ContainerSpec"]["Image"].endswith("@" + pushed[image]), task["Spec"]
+    finally:
+        for name in services:
+            lab.manager.docker("service", "rm", name, check=False)
