@@ -69,34 +69,47 @@ def docker_name(container: Container, image_id: pulumi.Input[str],
     return pulumi.Output.concat(container.name, "-", suffix.hex)
 
 
-def image_of(container: Container, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
-    """The image ID the container runs: pulled, or built from the project."""
-    if container.build_context:
-        built = docker.Image(
-            container.name,
-            image_name=container.image,
-            # the host's CPU: the provider would build for the deployer's
-            build=docker.DockerBuildArgs(context=str(PROJECT_DIR / container.build_context),
-                                         platform=container.build_platform),
-            skip_push=True,  # no registry: the image lives on the host only
-            opts=opts,
-        )
-        return built.repo_digest  # the local image ID: a rebuild replaces the container
-    # A followed tag is pulled by its digest (`<tag>@sha256:...`), asked of the
-    # registry on every deployment: the Docker provider takes a local image of the
-    # name it is given and pulls nothing, so the tag alone (or a pull trigger,
-    # which only replaces the resource) would keep the first image for ever. A
-    # moved digest is a new name: the resource is replaced, pulls, and the
-    # container follows its new image ID. Any other tag is the local image of
-    # that name (`pulumi up --refresh` reads its current ID, e.g. after a build
-    # on the host).
+def built_image(container: Container, opts: pulumi.ResourceOptions, *, push: bool) -> docker.Image:
+    """The image built from the project; pushed to the registry its name starts
+    with when `push` (a swarm's nodes pull it), else kept on the host."""
+    assert container.build_context
+    return docker.Image(
+        container.name,
+        image_name=container.image,
+        # the host's CPU: the provider would build for the deployer's
+        build=docker.DockerBuildArgs(context=str(PROJECT_DIR / container.build_context),
+                                     platform=container.build_platform),
+        skip_push=not push,
+        opts=opts,
+    )
+
+
+def pulled_image(container: Container, opts: pulumi.ResourceOptions) -> docker.RemoteImage:
+    """The image of the container's name, pulled where the provider's Docker runs.
+
+    A followed tag is pulled by its digest (`<tag>@sha256:...`), asked of the
+    registry on every deployment: the Docker provider takes a local image of the
+    name it is given and pulls nothing, so the tag alone (or a pull trigger,
+    which only replaces the resource) would keep the first image for ever. A
+    moved digest is a new name: the resource is replaced, pulls, and the
+    container follows its new image ID. Any other tag is the local image of
+    that name (`pulumi up --refresh` reads its current ID, e.g. after a build
+    on the host)."""
     name: pulumi.Input[str] = container.image
     if container.follow_tag:
         digest = docker.get_registry_image_output(
             name=container.image, opts=pulumi.InvokeOptions(parent=opts.parent)).sha256_digest
         name = pulumi.Output.concat(container.image, "@", digest)
-    pulled = docker.RemoteImage(container.name, name=name, keep_locally=True, opts=opts)
-    return pulled.image_id
+    return docker.RemoteImage(container.name, name=name, keep_locally=True, opts=opts)
+
+
+def image_of(container: Container, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """The image ID the container runs: pulled, or built from the project (its
+    `repo_digest` is the local image ID when nothing is pushed): a rebuild or a
+    new pull replaces the container."""
+    if container.build_context:
+        return built_image(container, opts, push=False).repo_digest
+    return pulled_image(container, opts).image_id
 
 
 class Service(pulumi.ComponentResource):

@@ -14,7 +14,7 @@ import pulumi_docker as docker
 from core.swarm import DIGEST, SwarmFile, SwarmService
 
 from .durations import service_duration
-from .service import HEALTH_WAIT_S, TMPFS_KIB, aliases, image_of, render
+from .service import HEALTH_WAIT_S, TMPFS_KIB, aliases, built_image, pulled_image, render
 
 STOP_ON_FAILURE_MONITOR_S = 15  # how long a new task must stay up for an update to count
 
@@ -35,6 +35,17 @@ def _secret_name(file: SwarmFile, secrets: Mapping[str, pulumi.Output[str]]) -> 
         lambda text: f"{file.name}-{hashlib.sha256(text.encode()).hexdigest()[:DIGEST]}"))
 
 
+def task_image(service: SwarmService, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """The image a task names: `name@sha256:...`, the digest the registry gave the
+    manager. Any node pulls that reference (it never pulls a local image ID), and a
+    new digest is a new task spec: the service rolls to it. A built image is pushed
+    to the stack's registry first (core.swarm)."""
+    container = service.container
+    if container.build_context:
+        return built_image(container, opts, push=True).repo_digest
+    return pulled_image(container, opts).repo_digest
+
+
 class SwarmServiceResource(pulumi.ComponentResource):
     def __init__(self, service: SwarmService, *, secrets: Mapping[str, pulumi.Output[str]],
                  networks: Mapping[str, pulumi.Input[str]],
@@ -47,8 +58,13 @@ class SwarmServiceResource(pulumi.ComponentResource):
             # immutable: the digest is in the name, so a change is a new resource,
             # created before the service moves to it and the old one is deleted
             if file.secret:
+                # the provider asks for a secret with a given name to be deleted before
+                # its replacement is made, which Docker refuses while the service uses
+                # it: the name changes with the value, so the new one can come first
                 made = docker.Secret(file.name, name=_secret_name(file, secrets),
-                                     data=_encoded(file, secrets), opts=child)
+                                     data=_encoded(file, secrets),
+                                     opts=pulumi.ResourceOptions.merge(
+                                         child, pulumi.ResourceOptions(delete_before_replace=False)))
                 secret_refs.append(docker.ServiceTaskSpecContainerSpecSecretArgs(
                     secret_id=made.id, secret_name=made.name, file_name=file.target,
                     file_mode=int(file.mode, 8)))
@@ -69,7 +85,7 @@ class SwarmServiceResource(pulumi.ComponentResource):
             labels=[docker.ServiceLabelArgs(label=k, value=v) for k, v in container.labels],
             task_spec=docker.ServiceTaskSpecArgs(
                 container_spec=docker.ServiceTaskSpecContainerSpecArgs(
-                    image=image_of(container, child),
+                    image=task_image(service, child),
                     env=dict(container.env) or None,
                     commands=list(container.entrypoint) or None,
                     args=list(container.command) or None,
@@ -119,7 +135,10 @@ class SwarmServiceResource(pulumi.ComponentResource):
                 for p in container.published_ports]) if container.published_ports else None,
             # `pulumi up` waits until every task runs (healthy) or the update rolled back
             converge_config=docker.ServiceConvergeConfigArgs(delay="2s", timeout=f"{HEALTH_WAIT_S}s"),
-            opts=child,
+            # a change the provider cannot update (plan.diff.SERVICE_REPLACING_FIELDS)
+            # replaces the service: its name is fixed and its ports are the host's,
+            # so the old one must be gone before the new one can be created
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(delete_before_replace=True)),
         )
         self.register_outputs({"name": self.service.name})
 

@@ -16,7 +16,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationIn
                       model_validator)
 from pydantic.alias_generators import to_camel
 
-from .types import Hostname, Image, MemoryMb, Name, Port, is_within_zone
+from .types import Hostname, Image, MemoryMb, Name, Port, RegistryHost, is_within_zone
 
 # Plain env values are visible in `docker inspect`, the state and the preview:
 # anything that looks like a credential must come from a secret instead.
@@ -267,6 +267,10 @@ class SwarmSettings(_Model):
     nodes: dict[Name, NodeRole] = Field(default_factory=dict)
     # a stateless container -> how many tasks (default 1; sites 2)
     replicas: dict[Name, Annotated[int, Field(ge=1, le=20)]] = Field(default_factory=dict)
+    # where the images the program builds (the edge's, the backup's) are pushed, so
+    # that every node can pull them: a registry's host[:port] the deployer is logged
+    # in to (`docker login`) and the nodes can read
+    registry: Optional[RegistryHost] = None
 
     @field_validator("edge_addresses")
     @classmethod

@@ -50,6 +50,15 @@ def _check_name(value: str) -> str:
     return value
 
 
+def _check_registry_host(value: str) -> str:
+    host, _, port = value.partition(":")
+    if (value != value.lower() or not _HOSTNAME.fullmatch(host)
+            or port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise ValueError("allowed: a registry's DNS name with an optional port, "
+                         "e.g. registry.4lb.ca or registry.4lb.ca:5000 (no scheme, no path)")
+    return value
+
+
 def _check_image(value: str) -> str:
     match = _IMAGE.fullmatch(value)
     if not match:
@@ -64,6 +73,7 @@ def _check_image(value: str) -> str:
 Hostname = Annotated[str, AfterValidator(_check_hostname)]
 Name = Annotated[str, AfterValidator(_check_name)]
 Image = Annotated[str, AfterValidator(_check_image)]
+RegistryHost = Annotated[str, AfterValidator(_check_registry_host)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 MemoryMb = Annotated[int, Field(ge=16, le=65536)]
 

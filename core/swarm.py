@@ -17,6 +17,9 @@ declares exactly that.
   change creates the new one beside the old. An env value holding a secret is
   delivered as a secret file too, named by `<NAME>_FILE` (its image must read
   it: the official images do, the platform's own software must).
+- Every task names its image by digest (`name@sha256:...`, as the manager pulled
+  it), which any node pulls and no tag move changes; the images the program builds
+  are pushed to the stack's registry (fourlb:swarm.registry) first.
 - The edge publishes 80 and 443 in host mode (the client's address survives)
   on the edge nodes; every hostname gets one A record per edge node address.
 """
@@ -134,6 +137,8 @@ def _service(container: Container, config: StackConfig, problems: list[Problem])
         problems.append(Problem("fourlb:ollama.gpus", container.gpus,
                                 "allowed: unset on a swarm; GPUs are given to containers of one "
                                 "Docker host only"))
+    if container.build_context:
+        container = _pushed(container, swarm.registry, problems)
     env, env_files = _env_without_secrets(container)
     on_a_manager = any(m.host_path == DOCKER_SOCKET for m in container.mounts)
     files = tuple(_file(container.name, u) for u in container.uploads + env_files)
@@ -142,6 +147,18 @@ def _service(container: Container, config: StackConfig, problems: list[Problem])
         replicas=replicas, node_role=node_role, stateful=stateful, on_a_manager=on_a_manager,
         files=files,
         update_order="stop-first" if stateful else "start-first", rollback=not stateful)
+
+
+def _pushed(container: Container, registry: Optional[str], problems: list[Problem]) -> Container:
+    """An image the program builds is pushed to the stack's registry: a node pulls
+    the image its task names, and would never find one built on the manager alone."""
+    if registry is None:
+        problems.append(Problem("fourlb:swarm.registry", None,
+                                f"required: {container.name}'s image is built by the program, and every "
+                                "node pulls it from a registry (e.g. registry.4lb.ca); or name a "
+                                f"pushed image in fourlb:services.{container.name}.image"))
+        return container
+    return replace(container, image=f"{registry}/{container.image}")
 
 
 def _kind(container: Container) -> str:

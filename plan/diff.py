@@ -14,6 +14,10 @@ from .document import UNSET_TARGET
 REPLACING_FIELDS = ("image", "labels", "env", "networks", "mounts", "uploads", "command",
                     "entrypoint", "user", "published_ports", "healthcheck", "tmpfs", "logging",
                     "security_opts", "secret_versions", "extra_hosts", "gpus")
+# A swarm service's inputs the Docker provider cannot update (ForceNew in its schema:
+# a network attachment's id and aliases, task_spec.container_spec.hosts): the
+# service is deleted, then created again (components.swarm), not rolled.
+SERVICE_REPLACING_FIELDS = ("networks", "extra_hosts")
 # Values that may carry credentials or whole files: only their names are shown.
 NAMES_ONLY_FIELDS = ("env", "uploads", "secret_versions")
 # Short values a reviewer wants to read as before -> after.
@@ -179,14 +183,18 @@ def _container_change(name: str, before: dict[str, Any], after: dict[str, Any]) 
 
 def _on_swarm(changes: tuple[Change, ...], base: dict[str, Any],
               head: dict[str, Any]) -> tuple[Change, ...]:
-    """On a swarm stack nothing is replaced: a service rolls its tasks (core.swarm);
-    a new placement or replica count updates it."""
+    """On a swarm stack a service rolls its tasks (core.swarm), unless a field the
+    provider cannot update changed; a new placement or replica count updates it."""
     if not head:
         return changes
     rolled = []
     for change in changes:
         service = head.get(change.subject)
-        if service and change.kind in ("replaced", "updated"):
+        if service and any(f.field in SERVICE_REPLACING_FIELDS for f in change.fields):
+            change = replace(change, kind="replaced",
+                             note="the service is removed, then created again: down until its new "
+                                  "tasks are healthy")
+        elif service and change.kind in ("replaced", "updated"):
             how = ("stop-first: its one task is down until the new one is healthy"
                    if service["update"] == "stop-first" else
                    f"start-first over {service['replicas']} task(s), one at a time, "

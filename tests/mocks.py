@@ -65,6 +65,16 @@ class Run:
         return {r.name: r for r in self.of_type("docker:index/container:Container")}
 
 
+def repo_digest(image: str) -> str:
+    """`repo@sha256:<hex>`, as the Docker provider reads a pulled or pushed image's
+    digest (the tag dropped); here a digest of the name, so one name, one digest."""
+    repository = image.split("@")[0]
+    head, _, tail = repository.rpartition(":")
+    if head and "/" not in tail:
+        repository = head
+    return f"{repository}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """`image_ids` stands for the engine's local images: tag -> the ID it resolves to
     (default: one derived from the tag)."""
@@ -85,14 +95,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "docker:index/remoteImage:RemoteImage":
             name = args.inputs.get("name", args.name)
             state["imageId"] = self.image_ids.get(name, "sha256:" + name)
+            state["repoDigest"] = repo_digest(name)
         elif args.typ == "random:index/randomId:RandomId":
             # as random_id: a new value whenever a keeper changes (here a digest of
             # them, so that runs with equal keepers agree, as one stack's state would)
             keepers = json.dumps([plain(args.inputs.get("keepers", {})), args.name in self.redraw],
                                  sort_keys=True)
             state["hex"] = hashlib.sha256(keepers.encode()).hexdigest()[:6]
-        elif args.typ == "docker:index/image:Image":  # built on the host: the local image ID
-            state["repoDigest"] = "sha256:" + args.inputs.get("imageName", args.name)
+        elif args.typ == "docker:index/image:Image":
+            image = args.inputs.get("imageName", args.name)
+            # pushed: the registry's digest; built on the host only: the local image ID
+            state["repoDigest"] = "sha256:" + image if args.inputs.get("skipPush") else repo_digest(image)
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):

@@ -5,6 +5,7 @@ real __main__.py under mocks for the example stack (Pulumi.swarm.yaml)."""
 from __future__ import annotations
 
 import base64
+import re
 import json
 
 import pytest
@@ -224,6 +225,34 @@ def test_plan_diff_says_what_a_change_rolls_on_a_swarm():
     assert [(f.field, f.before, f.after) for f in placement.fields] == [("replicas", "2", "3")]
 
 
+def test_plan_diff_says_a_site_added_replaces_the_edge_service_on_a_swarm():
+    """A network attachment is ForceNew in the provider's service schema: the edge,
+    which joins every site's network, is removed and created again."""
+    from plan.diff import diff_documents
+    from plan.document import plan_document
+
+    def document(change=None):
+        config = swarm_config(change)
+        return plan_document(config, build_plan(config, "swarm"))
+
+    def added(values):
+        values["sites"]["shop"] = {"image": "shop:1.0.0", "hostnames": ["shop.4lb.ca"], "port": 80}
+    by_subject = {c.subject: c for c in diff_documents(document(), document(added), "swarm", "b", "h").containers}
+    assert by_subject["traefik"].kind == "replaced", by_subject["traefik"]
+    assert "removed, then created again" in by_subject["traefik"].note
+    assert by_subject["shop"].kind == "added"
+
+
+def test_services_are_deleted_before_replaced_and_secrets_created_first(swarm_run):
+    """Their names are fixed, so a replaced service must go first (and its host
+    ports with it); a secret's name changes with its value, so the new one comes
+    first and the old one, still in use until the service moved, goes last."""
+    for service in swarm_run.of_type(SERVICE):
+        assert service.options.delete_before_replace is True, service.name
+    for secret in swarm_run.of_type(SECRET):
+        assert secret.options.delete_before_replace is False, secret.name
+
+
 def test_a_new_secret_value_is_a_new_docker_secret_under_the_same_resource(swarm_run, deploy):
     """A docker secret cannot change in place: the name carries a digest of the
     rendered value, so the new one is created before the old one is deleted."""
@@ -237,3 +266,51 @@ def test_a_new_secret_value_is_a_new_docker_secret_under_the_same_resource(swarm
     changed = sorted(k for k in before if before[k] != after[k])
     assert changed == ["ai-orchestrator-backend-secrets-env-jwt-secret-key"], changed
     assert all(len(n) <= 64 for n in after.values())
+
+
+def test_every_task_names_its_image_by_the_digest_the_manager_pulled(swarm_run, planned):
+    """A worker pulls the image its task names and never pulls a local image ID: a
+    task names `repo@sha256:...`, the pulled or pushed image's repo_digest."""
+    images = {r.name: plain(r.inputs) for r in swarm_run.of_type("docker:index/remoteImage:RemoteImage")}
+    for service in swarm_run.of_type(SERVICE):
+        image = plain(service.inputs)["taskSpec"]["containerSpec"]["image"]
+        assert re.fullmatch(r"[a-z0-9./:-]+@sha256:[0-9a-f]{64}", image), (service.name, image)
+        container = planned.service(service.name).container
+        if not container.build_context:
+            assert images[service.name]["name"] == container.image
+
+
+def test_the_images_the_program_builds_are_pushed_to_the_stack_registry(swarm_run, planned):
+    built = {r.name: plain(r.inputs) for r in swarm_run.of_type("docker:index/image:Image")}
+    assert set(built) == {"traefik", "backup"}
+    registry = StackFile("swarm").values["swarm"]["registry"]
+    for name, inputs in built.items():
+        assert inputs["imageName"].startswith(f"{registry}/"), inputs["imageName"]
+        assert not inputs.get("skipPush"), name
+        service = plain(swarm_run.one(SERVICE, name).inputs)
+        assert service["taskSpec"]["containerSpec"]["image"].startswith(f"{registry}/")
+
+
+def test_a_swarm_that_builds_an_image_needs_a_registry():
+    def unset(values):
+        del values["swarm"]["registry"]
+    with pytest.raises(StackConfigError) as refused:
+        swarm(unset)
+    assert "fourlb:swarm.registry" in str(refused.value)
+
+    def pushed_elsewhere(values):
+        unset(values)
+        values.setdefault("services", {}).update({
+            "traefik": {"image": "registry.4lb.ca/fourlb-edge:3.6.1"},
+            "backup": {"image": "registry.4lb.ca/fourlb-backup:1"}})
+    assert swarm(pushed_elsewhere).service("traefik").container.image == "registry.4lb.ca/fourlb-edge:3.6.1"
+
+
+@pytest.mark.parametrize("value", ["https://registry.4lb.ca", "registry.4lb.ca/team", "Registry.4lb.ca",
+                                   "registry.4lb.ca:0", "registry"])
+def test_the_registry_setting_is_a_host_and_port(value):
+    def bad(values):
+        values["swarm"]["registry"] = value
+    with pytest.raises(StackConfigError) as refused:
+        swarm(bad)
+    assert "fourlb:swarm.registry" in str(refused.value) and "registry.4lb.ca:5000" in str(refused.value)

