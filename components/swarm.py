@@ -48,7 +48,7 @@ def task_image(service: SwarmService, opts: pulumi.ResourceOptions) -> pulumi.Ou
 
 class SwarmServiceResource(pulumi.ComponentResource):
     def __init__(self, service: SwarmService, *, secrets: Mapping[str, pulumi.Output[str]],
-                 networks: Mapping[str, pulumi.Input[str]],
+                 networks: Mapping[str, pulumi.Input[str]], endpoint_mode: str,
                  opts: Optional[pulumi.ResourceOptions] = None):
         container = service.container
         super().__init__("fourlb:swarm:Service", container.name, None, opts)
@@ -129,10 +129,10 @@ class SwarmServiceResource(pulumi.ComponentResource):
             rollback_config=docker.ServiceRollbackConfigArgs(
                 parallelism=1, order=service.update_order, monitor=service_duration(STOP_ON_FAILURE_MONITOR_S)),
             # host mode: each edge node answers on its own address, with the client's address
-            endpoint_spec=docker.ServiceEndpointSpecArgs(ports=[
+            endpoint_spec=docker.ServiceEndpointSpecArgs(mode=endpoint_mode, ports=[
                 docker.ServiceEndpointSpecPortArgs(target_port=p.internal, published_port=p.external,
                                                    protocol=p.protocol, publish_mode="host")
-                for p in container.published_ports]) if container.published_ports else None,
+                for p in container.published_ports] or None),
             # `pulumi up` waits until every task runs (healthy) or the update rolled back
             converge_config=docker.ServiceConvergeConfigArgs(delay="2s", timeout=f"{HEALTH_WAIT_S}s"),
             # a change the provider cannot update (plan.diff.SERVICE_REPLACING_FIELDS)

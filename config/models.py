@@ -271,6 +271,10 @@ class SwarmSettings(_Model):
     # that every node can pull them: a registry's host[:port] the deployer is logged
     # in to (`docker login`) and the nodes can read
     registry: Optional[RegistryHost] = None
+    # how a service's name resolves: `vip`, one virtual address the swarm balances
+    # (IPVS), or `dnsrr`, every task's own address (for kernels without IPVS; the
+    # swarm's DNS then answers no network alias but the service's name)
+    endpoint_mode: Literal["vip", "dnsrr"] = "vip"
 
     @field_validator("edge_addresses")
     @classmethod

@@ -36,6 +36,7 @@ from config.models import StackConfig
 
 from . import catalog
 from .live_config import WRITER_SUFFIX
+from .networks import EDGE
 from .model import Container, DnsRecord, Plan, Upload, secret_names_in
 from .traefik import SWARM_REFRESH_S
 # an old task keeps serving this long after its replacement started: Traefik
@@ -87,6 +88,7 @@ class SwarmPlan:
     plan: Plan
     services: tuple[SwarmService, ...]
     dns_records: tuple[DnsRecord, ...]
+    endpoint_mode: Literal["vip", "dnsrr"] = "vip"
 
     def service(self, name: str) -> SwarmService:
         for service in self.services:
@@ -107,7 +109,8 @@ def swarm_plan(config: StackConfig, plan: Plan) -> SwarmPlan:
                                     "allowed: a container of this stack: " + ", ".join(sorted(known))))
     if problems:
         raise StackConfigError(plan.stack, problems)
-    return SwarmPlan(plan, services, _dns_records(plan, config.swarm.edge_addresses))
+    return SwarmPlan(plan, services, _dns_records(plan, config.swarm.edge_addresses),
+                     config.swarm.endpoint_mode)
 
 
 def _service(container: Container, config: StackConfig, problems: list[Problem]) -> SwarmService:
@@ -131,6 +134,13 @@ def _service(container: Container, config: StackConfig, problems: list[Problem])
     if container.published_ports and node_role != EDGE_ROLE:
         problems.append(Problem(key, node_role, f"allowed: {EDGE_ROLE}; {container.name} publishes "
                                 "ports 80 and 443 on the edge nodes' addresses"))
+    # the edge's ops entrypoint binds every address of its task on a swarm
+    # (core/traefik.py); a service that binds its alias, and is reached by it,
+    # needs the swarm's DNS to answer that alias, which it does in vip mode only
+    if swarm.endpoint_mode == "dnsrr" and container.listen_on and container.name != EDGE:
+        problems.append(Problem("fourlb:swarm.endpointMode", "dnsrr",
+                                f"allowed: vip while {container.name} listens on its alias "
+                                f"{container.listen_on[1]}, which a swarm's DNS answers only in vip mode"))
     if container.gpus:
         # the provider's service has no GPU request (a task asks for generic
         # resources that each node must advertise)

@@ -204,7 +204,7 @@ def _on_swarm(changes: tuple[Change, ...], base: dict[str, Any],
     for name in sorted(base.keys() & head.keys()):
         fields = tuple(FieldChange(key, before=_short(base[name].get(key)),
                                    after=_short(head[name].get(key)))
-                       for key in ("node", "replicas", "constraints")
+                       for key in ("node", "replicas", "constraints", "endpoint_mode")
                        if base[name].get(key) != head[name].get(key))
         if fields:
             rolled.append(Change(f"{name} (placement)", "updated", fields=fields))

@@ -100,12 +100,14 @@ def _reached_by(plan: Plan) -> dict[str, list[str]]:
 
 def _swarm(config: StackConfig, plan: Plan) -> dict[str, Any]:
     """Where each service's tasks run and how an update rolls (core.swarm)."""
+    swarm = swarm_plan(config, plan)
     return {s.container.name: {
         "node": s.node_role, "replicas": s.replicas, "stateful": s.stateful,
+        "endpoint_mode": swarm.endpoint_mode,
         "constraints": list(s.constraints), "update": s.update_order,
         "rollback": s.rollback, "update_delay_s": s.update_delay_s,
         "files": {f.target: {"name": f.name, "secret": f.secret} for f in s.files},
-    } for s in swarm_plan(config, plan).services}
+    } for s in swarm.services}
 
 
 def _routes(config: StackConfig, plan: Plan) -> list[dict[str, Any]]:

@@ -314,3 +314,23 @@ def test_the_registry_setting_is_a_host_and_port(value):
     with pytest.raises(StackConfigError) as refused:
         swarm(bad)
     assert "fourlb:swarm.registry" in str(refused.value) and "registry.4lb.ca:5000" in str(refused.value)
+
+
+def test_the_endpoint_mode_is_the_stacks_and_dnsrr_refuses_a_service_reached_by_an_alias(deploy):
+    def dnsrr(values):
+        values["swarm"]["endpointMode"] = "dnsrr"
+    with pytest.raises(StackConfigError) as refused:
+        swarm(dnsrr)
+    assert "fourlb:swarm.endpointMode = 'dnsrr'" in str(refused.value) and "prometheus" in str(refused.value)
+
+    def without_prometheus(values):
+        dnsrr(values)
+        values.setdefault("services", {})["prometheus"] = {"enabled": False}
+    assert swarm(without_prometheus).endpoint_mode == "dnsrr"
+    run = deploy("swarm", overrides={"fourlb:swarm": json.dumps(
+        {**StackFile("swarm").values["swarm"], "endpointMode": "dnsrr"}),
+        "fourlb:services": json.dumps({**StackFile("swarm").values.get("services", {}),
+                                       "prometheus": {"enabled": False}})})
+    assert run.error is None, run.error
+    modes = {plain(s.inputs)["endpointSpec"]["mode"] for s in run.of_type(SERVICE)}
+    assert modes == {"dnsrr"}
