@@ -328,7 +328,7 @@ def test_the_endpoint_mode_is_the_stacks_and_dnsrr_refuses_a_service_reached_by_
         values.setdefault("services", {})["prometheus"] = {"enabled": False}
     assert swarm(without_prometheus).endpoint_mode == "dnsrr"
     run = deploy("swarm", overrides={"fourlb:swarm": json.dumps(
-        {**StackFile("swarm").values["swarm"], "endpointMode": "dnsrr"}),
+        {**StackFile("swarm").values["swarm"], "endpointMode": "dnsrr", "edgeAddresses": list(EDGE_ADDRESSES)}),
         "fourlb:services": json.dumps({**StackFile("swarm").values.get("services", {}),
                                        "prometheus": {"enabled": False}})})
     assert run.error is None, run.error
