@@ -40,7 +40,8 @@ def deploy(plan: Plan, swarm: Optional[SwarmPlan] = None) -> None:
         # makes it there (core.swarm), so no volume resource on the manager
         networks = Networks("networks", plan.networks, driver="overlay")
         declared = {s.container.name: SwarmServiceResource(
-            s, secrets=secrets.values, networks=networks.ids, endpoint_mode=swarm.endpoint_mode)
+            s, secrets=secrets.values, networks=networks.ids, endpoint_mode=swarm.endpoint_mode,
+            platform=swarm.platform)
             for s in swarm.services}
         names = {name: s.service.name for name, s in declared.items()}
         records = swarm.dns_records

@@ -48,7 +48,7 @@ def task_image(service: SwarmService, opts: pulumi.ResourceOptions) -> pulumi.Ou
 
 class SwarmServiceResource(pulumi.ComponentResource):
     def __init__(self, service: SwarmService, *, secrets: Mapping[str, pulumi.Output[str]],
-                 networks: Mapping[str, pulumi.Input[str]], endpoint_mode: str,
+                 networks: Mapping[str, pulumi.Input[str]], endpoint_mode: str, platform: str,
                  opts: Optional[pulumi.ResourceOptions] = None):
         container = service.container
         super().__init__("fourlb:swarm:Service", container.name, None, opts)
@@ -112,13 +112,19 @@ class SwarmServiceResource(pulumi.ComponentResource):
                     stop_grace_period=service_duration(container.stop_grace_s),
                 ),
                 placement=docker.ServiceTaskSpecPlacementArgs(
-                    constraints=list(service.constraints) or None),
+                    constraints=list(service.constraints) or None,
+                    platforms=[docker.ServiceTaskSpecPlacementPlatformArgs(
+                        os=platform.split("/")[0], architecture=platform.split("/")[1])]),
                 networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(
                     id=networks[n], aliases=aliases(container, n)) for n in container.networks],
                 resources=docker.ServiceTaskSpecResourcesArgs(
                     limits=docker.ServiceTaskSpecResourcesLimitsArgs(
                         memory_bytes=container.memory_mb * 1024 * 1024)),
-                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(condition="any", delay="5s"),
+                # window and attempts as Docker reads them back: left out, the provider
+                # sees a change at every preview (pulumi/pulumi-docker#1285) and every
+                # `up` would roll every service
+                restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
+                    condition="any", delay="5s", window="0s", max_attempts=0),
                 log_driver=docker.ServiceTaskSpecLogDriverArgs(
                     name="json-file", options={"max-size": container.log_max_size,
                                                "max-file": str(container.log_max_files)}),

@@ -89,6 +89,9 @@ class SwarmPlan:
     services: tuple[SwarmService, ...]
     dns_records: tuple[DnsRecord, ...]
     endpoint_mode: Literal["vip", "dnsrr"] = "vip"
+    # the nodes' os/architecture (fourlb:hostPlatform): the Docker client sets a new
+    # service's platforms from its image's manifest, so they are declared as such
+    platform: str = "linux/amd64"
 
     def service(self, name: str) -> SwarmService:
         for service in self.services:
@@ -110,7 +113,7 @@ def swarm_plan(config: StackConfig, plan: Plan) -> SwarmPlan:
     if problems:
         raise StackConfigError(plan.stack, problems)
     return SwarmPlan(plan, services, _dns_records(plan, config.swarm.edge_addresses),
-                     config.swarm.endpoint_mode)
+                     config.swarm.endpoint_mode, config.host_platform)
 
 
 def _service(container: Container, config: StackConfig, problems: list[Problem]) -> SwarmService:

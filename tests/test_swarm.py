@@ -334,3 +334,14 @@ def test_the_endpoint_mode_is_the_stacks_and_dnsrr_refuses_a_service_reached_by_
     assert run.error is None, run.error
     modes = {plain(s.inputs)["endpointSpec"]["mode"] for s in run.of_type(SERVICE)}
     assert modes == {"dnsrr"}
+
+
+def test_a_service_declares_what_docker_reads_back_so_a_preview_after_up_is_empty(swarm_run):
+    """The restart window and attempts as Docker returns them (left out, the provider
+    sees a change at every preview, pulumi/pulumi-docker#1285, and each `up` rolls
+    every service), and the platforms the Docker client sets from the image's
+    manifest when it creates a service: the stack's host platform."""
+    for service in swarm_run.of_type(SERVICE):
+        task = plain(service.inputs)["taskSpec"]
+        assert task["restartPolicy"] == {"condition": "any", "delay": "5s", "window": "0s", "maxAttempts": 0}
+        assert task["placement"]["platforms"] == [{"os": "linux", "architecture": "amd64"}], service.name

@@ -20,6 +20,8 @@ SERVICE = "docker:index/service:Service"
 CONNECTION = "command:local:Command"
 # components.service names a container's connection to one more network so
 CONNECTION_INFIX = "-on-"
+# plan diff's subject for a swarm service's new placement or replica count
+SWARM_PLACEMENT = " (placement)"
 
 KINDS_BY_OP = {
     "create": "added",
@@ -60,10 +62,18 @@ def engine_changes(steps: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
 
 def plan_diff_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, str]]:
     """The same, from plan diff: a network whose kind changes (internal or with a
-    way out) is a new network for Docker, so plan diff's "changed" is a replacement."""
+    way out) is a new network for Docker, so plan diff's "changed" is a replacement.
+    On a swarm a service that rolls, or whose placement changes, is one the engine
+    updates (plan.diff._on_swarm)."""
     diff = diff_documents(before, after, "engine-suite", "before", "after")
+    containers: dict[str, str] = {}
+    for change in diff.containers:
+        name, placement = change.subject.removesuffix(SWARM_PLACEMENT), change.subject.endswith(SWARM_PLACEMENT)
+        kind = "updated" if change.kind == "rolled" or placement else change.kind
+        if containers.get(name) not in ("replaced", "added", "removed"):
+            containers[name] = kind
     return {
-        "containers": {c.subject: c.kind for c in diff.containers},
+        "containers": containers,
         "networks": {c.subject: "replaced" if c.kind == "changed" else c.kind for c in diff.networks},
         "volumes": {c.subject: c.kind for c in diff.volumes},
     }

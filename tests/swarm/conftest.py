@@ -74,3 +74,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_sep("=", "fourlb on a three-node swarm")
         for key, value in FIGURES.items():
             terminalreporter.write_line(f"  {key}: {value}")
+
+
+# the real engine's CLI, as the engine suite finds it (FOURLB_PULUMI, else bin/install-pulumi)
+from tests.engine.conftest import pulumi_cli  # noqa: E402,F401

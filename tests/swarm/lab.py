@@ -75,6 +75,7 @@ REGISTRY_ADDRESS = "10.231.0.200"
 OWN_REGISTRY = "registry.swarm-lab.internal"
 REGISTRY_NAMES = ("ghcr.io", "lscr.io", "gcr.io", OWN_REGISTRY)
 DOCKER_HUB = "docker.io"
+NODE_DOCKER_SOCKET = "/var/run/docker.sock"
 
 LIMITS = {
     "service VIPs and the ingress routing mesh":
@@ -302,6 +303,9 @@ class Node(LanHost):
         never the default bridge."""
         return ["dockerd",
                 f"--host=unix://{self.socket}",
+                # also where a machine's daemon listens, in the node's own /run: a
+                # service binding the Docker socket (the socket proxy) gets its node's
+                f"--host=unix://{NODE_DOCKER_SOCKET}",
                 f"--data-root={self.directory / 'data'}",
                 f"--exec-root={self.directory / 'exec'}",
                 f"--pidfile={self.pidfile}",

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Iterator, Optional
@@ -26,13 +24,12 @@ from . import changes
 from .conftest import FIGURES
 from .lab import Lab
 from .platform import TRAEFIK_TAG, Declared, SwarmPlatform, build_traefik_image
+from .traffic import Load, edge_address, once, wait_routed
+from .traffic import wanted as wanted_answer
 
-LOAD = Path(__file__).resolve().parent / "load.py"
 SITE, SITE_HOST = "jsr-solutions-prod", "jsr-solutions.ca"
 BACKEND, BACKEND_HOST, BACKEND_PATH = "ai-orchestrator-backend", "ai.4lb.ca", "/api" + PROBE
-LOAD_MAX_S = 90
 API_INTERVAL_S = 1.2  # under the AI API's 60 a minute
-ROUTED_WITHIN_S = 60
 # one request on port 80, redirects not followed: its status and Location
 PLAIN_HTTP = ("import http.client, sys; c = http.client.HTTPConnection(sys.argv[1], 80, timeout=5); "
               "c.request('GET', '/', headers={'Host': sys.argv[2]}); r = c.getresponse(); "
@@ -72,67 +69,10 @@ def platform(lab: Lab, standin_image: str, deploy, tmp_path_factory) -> Iterator
     platform.wait_converged(changes.DEPLOYED)
     # Traefik's own service joins its routes once its task is healthy, after the others
     for host, path, service, admin in _routes():
-        _wait_routed(lab, host, path, service, f"admin:{ADMIN_PASSWORD}" if admin else "")
+        wait_routed(lab, host, path, service, f"admin:{ADMIN_PASSWORD}" if admin else "")
     FIGURES["platform up"] = f"{time.monotonic() - started:.1f}s from the first service to every route answering"
     platform.declared = declared  # type: ignore[attr-defined]
     yield platform
-
-
-def _wanted(service: str) -> str:
-    """How an answer of `service` starts: a stand-in task's name; Traefik's own
-    dashboard answers without one."""
-    return "task ?" if service == "traefik" else f"task {service}."
-
-
-def _wait_routed(lab: Lab, host: str, path: str, service: str, auth: str = "") -> None:
-    lab.wait_for(f"{host}{path} routed to {service}",
-                 lambda: _once(lab, host, path, auth)[0].startswith(_wanted(service)), ROUTED_WITHIN_S, 1)
-
-
-def _edge(lab: Lab) -> str:
-    return lab.node("edge").address
-
-
-def _once(lab: Lab, host: str, path: str, auth: str = "") -> tuple[str, dict[str, str]]:
-    with tempfile.TemporaryDirectory() as stop:
-        done = lab.client_run([sys.executable, str(LOAD), _edge(lab), host, path,
-                               str(Path(stop) / "stop"), "10", "1", "0", auth], timeout=30)
-    result = json.loads(done.stdout)
-    return result["answers"][0], result["last_headers"]
-
-
-class Load:
-    """Requests from the client namespace on a thread, until stopped (bounded)."""
-
-    def __init__(self, lab: Lab, host: str, path: str, interval_s: float = 0.02):
-        self.lab, self.host, self.path, self.interval_s = lab, host, path, interval_s
-        self.stop_dir = tempfile.mkdtemp()
-        self.answers: list[str] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        done = self.lab.client_run([sys.executable, str(LOAD), _edge(self.lab), self.host, self.path,
-                                    f"{self.stop_dir}/stop", str(LOAD_MAX_S), "5000", str(self.interval_s)],
-                                   timeout=LOAD_MAX_S + 30)
-        self.answers = json.loads(done.stdout)["answers"]
-
-    def __enter__(self) -> "Load":
-        self.thread.start()
-        time.sleep(2)  # some answers before the change
-        return self
-
-    def __exit__(self, *exc) -> None:
-        time.sleep(3)  # and after it
-        Path(self.stop_dir, "stop").touch()
-        self.thread.join(timeout=LOAD_MAX_S + 40)
-
-    @property
-    def failures(self) -> list[str]:
-        return [a for a in self.answers if not a.startswith("task ")]
-
-    def figure(self) -> str:
-        tasks = len({a for a in self.answers if a.startswith("task ")})
-        return f"{len(self.failures)} failed of {len(self.answers)} requests, answered by {tasks} tasks"
 
 
 def _routes() -> list[tuple[str, str, str, bool]]:
@@ -148,12 +88,12 @@ def test_every_hostname_of_the_swarm_stack_is_routed_with_its_headers_and_auth(p
     proven, wrong = [], []
     for host, path, service, admin in routes:
         auth = f"admin:{ADMIN_PASSWORD}" if admin else ""
-        answer, headers = _once(lab, host, path, auth)
-        wanted = _wanted(service)
+        answer, headers = once(lab, host, path, auth)
+        wanted = wanted_answer(service)
         lowered = {k.lower(): v for k, v in headers.items()}
         if not answer.startswith(wanted):
             wrong.append(f"{host}{path}: {answer}, wanted {wanted}")
-        elif admin and _once(lab, host, path)[0] != "HTTP 401":
+        elif admin and once(lab, host, path)[0] != "HTTP 401":
             wrong.append(f"{host}{path}: answers without credentials")
         elif ("max-age=" not in lowered.get("strict-transport-security", "")
               or lowered.get("x-frame-options") not in ("DENY", "SAMEORIGIN")):
@@ -162,7 +102,7 @@ def test_every_hostname_of_the_swarm_stack_is_routed_with_its_headers_and_auth(p
             proven.append(host + (path.removesuffix(PROBE) if path not in ("/", "/dashboard/") else ""))
     FIGURES["hostnames routed through Traefik on the swarm"] = f"{len(proven)} routes: {', '.join(proven)}"
     assert not wrong, wrong
-    status, location = lab.client_run([sys.executable, "-c", PLAIN_HTTP, _edge(lab), SITE_HOST],
+    status, location = lab.client_run([sys.executable, "-c", PLAIN_HTTP, edge_address(lab), SITE_HOST],
                                       timeout=30).stdout.split()
     assert status in ("301", "308") and location == f"https://{SITE_HOST}/", (status, location)
     tasks = platform.running_tasks(SITE)
@@ -205,7 +145,7 @@ def test_draining_a_node_that_runs_a_site_task_fails_no_request(platform: SwarmP
     platform.wait_converged(changes.DEPLOYED)
     for host, path, service, admin in _routes():
         if service != "traefik" and not admin:
-            _wait_routed(lab, host, path, service)
+            wait_routed(lab, host, path, service)
     FIGURES[f"drain of {node.name} under load"] = f"{load.figure()}; tasks moved in {took:.1f}s"
     assert len(load.answers) >= 100 and not load.failures, (load.figure(), sorted(set(load.failures))[:5])
 

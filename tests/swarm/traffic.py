@@ -1,0 +1,74 @@
+"""Requests to the lab's edge node from its client namespace (load.py): one, or a
+loop on a thread while a change happens, bounded in count and time."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .lab import Lab
+
+LOAD = Path(__file__).resolve().parent / "load.py"
+LOAD_MAX_S = 90
+ROUTED_WITHIN_S = 60
+
+
+def wanted(service: str) -> str:
+    """How an answer of `service` starts: a stand-in task's name; Traefik's own
+    dashboard answers without one."""
+    return "task ?" if service == "traefik" else f"task {service}."
+
+
+def wait_routed(lab: Lab, host: str, path: str, service: str, auth: str = "") -> None:
+    lab.wait_for(f"{host}{path} routed to {service}",
+                 lambda: once(lab, host, path, auth)[0].startswith(wanted(service)), ROUTED_WITHIN_S, 1)
+
+
+def edge_address(lab: Lab) -> str:
+    return lab.node("edge").address
+
+
+def once(lab: Lab, host: str, path: str, auth: str = "") -> tuple[str, dict[str, str]]:
+    with tempfile.TemporaryDirectory() as stop:
+        done = lab.client_run([sys.executable, str(LOAD), edge_address(lab), host, path,
+                               str(Path(stop) / "stop"), "10", "1", "0", auth], timeout=30)
+    result = json.loads(done.stdout)
+    return result["answers"][0], result["last_headers"]
+
+
+class Load:
+    """Requests from the client namespace on a thread, until stopped (bounded)."""
+
+    def __init__(self, lab: Lab, host: str, path: str, interval_s: float = 0.02):
+        self.lab, self.host, self.path, self.interval_s = lab, host, path, interval_s
+        self.stop_dir = tempfile.mkdtemp()
+        self.answers: list[str] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        done = self.lab.client_run([sys.executable, str(LOAD), edge_address(self.lab), self.host, self.path,
+                                    f"{self.stop_dir}/stop", str(LOAD_MAX_S), "5000", str(self.interval_s)],
+                                   timeout=LOAD_MAX_S + 30)
+        self.answers = json.loads(done.stdout)["answers"]
+
+    def __enter__(self) -> "Load":
+        self.thread.start()
+        time.sleep(2)  # some answers before the change
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(3)  # and after it
+        Path(self.stop_dir, "stop").touch()
+        self.thread.join(timeout=LOAD_MAX_S + 40)
+
+    @property
+    def failures(self) -> list[str]:
+        return [a for a in self.answers if not a.startswith("task ")]
+
+    def figure(self) -> str:
+        tasks = len({a for a in self.answers if a.startswith("task ")})
+        return f"{len(self.failures)} failed of {len(self.answers)} requests, answered by {tasks} tasks"
