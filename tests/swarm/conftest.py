@@ -77,4 +77,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 # the real engine's CLI, as the engine suite finds it (FOURLB_PULUMI, else bin/install-pulumi)
-from tests.engine.conftest import pulumi_cli  # noqa: E402,F401
+from tests.engine.conftest import pulumi_cli  # noqa: E402,F401  (a fixture: registered by its import)

@@ -25,44 +25,57 @@ from tests.engine.stack import EngineStack
 from . import changes
 from .conftest import FIGURES
 from .lab import Lab
-from .traffic import Load, once, wanted
+from .traffic import Load, once
 
 SITE, SITE_HOST = "jsr-solutions-prod", "jsr-solutions.ca"
 NEW_SITE, NEW_SITE_HOST, NEW_SITE_IMAGE = "shop", "shop.4lb.ca", "fourlb-lab/shop:1.0.0"
-BACKEND = "ai-orchestrator-backend"
+BACKEND, BACKEND_HOST = "ai-orchestrator-backend", "ai.4lb.ca"
+FRONTEND = "ai-orchestrator-frontend"
+ROTATED_SECRET = ("aiJwtSecret", "a-rotated-jwt-signing-secret-0123456789abcdef")
+API_INTERVAL_S = 1.2  # under the AI API's rate limit, 60 a minute
 ROUTES_WITHIN_S = 120
+
+
+def answers_as(service: str) -> str:
+    """How a stand-in of the engine's images answers: its baked service name
+    (tests/engine/images.py), the same for every task of the service."""
+    return f"task {service}"
 
 
 class Deployed:
     def __init__(self, lab: Lab, stack: EngineStack, main: Engine):
         self.lab, self.stack, self.main = lab, stack, main
 
-    def service(self, name: str) -> dict[str, Any]:
-        return self.lab.manager.api("GET", f"/services/{name}")
+    def routed(self, host: str, service: str, path: str = "/") -> bool:
+        return once(self.lab, host, path)[0] == answers_as(service)
 
-    def routed(self, host: str, service: str) -> bool:
-        return once(self.lab, host, "/")[0].startswith(wanted(service))
+    def wait_routed(self, host: str, service: str, path: str = "/") -> None:
+        self.lab.wait_for(f"{host}{path} routed to {service}", lambda: self.routed(host, service, path),
+                          ROUTES_WITHIN_S, 1)
 
-    def wait_routed(self, host: str, service: str) -> None:
-        self.lab.wait_for(f"{host} routed to {service}", lambda: self.routed(host, service), ROUTES_WITHIN_S, 1)
-
-    def change(self, what: str, **settings: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Changes the stack's settings; (plan diff's view, the engine's view)."""
-        before = self.stack.plan_document()
-        self.stack.change(**settings)
-        return self.compare(what, before)
-
-    def compare(self, what: str, before: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def compared(self, what: str, before: dict[str, Any]) -> tuple[int, int]:
+        """plan diff from `before` to now = what the engine's preview plans; (replaced, updated)."""
         predicted = plan_diff_changes(before, self.stack.plan_document())
         engine = engine_changes(self.stack.preview())
         wrong = disagreements(predicted, engine)
         assert not wrong, f"{what}: plan diff and the engine disagree:\n" + "\n".join(wrong)
-        return predicted, engine
+        assert predicted != {"containers": {}, "networks": {}, "volumes": {}}, f"{what}: nothing planned"
+        return counts(engine)
 
     def no_drift(self, what: str) -> None:
         steps = [s for s in self.stack.preview() if s["op"] != "same"]
         assert not steps, f"after {what}, a preview still plans: " + ", ".join(
-            f"{s['op']} {s['urn'].split('::')[-1]}" for s in steps)
+            f"{s['op']} {s['urn'].split('::')[-1]} {s.get('detailedDiff')}" for s in steps)
+
+    def up_under(self, load: Load) -> float:
+        with load:
+            took = self.stack.up()
+        return took
+
+    def say(self, change: str, planned: tuple[int, int], effect: str, load: Load) -> None:
+        FIGURES[f"engine (swarm): {change}"] = (
+            f"plan diff = preview ({planned[0]} replaced, {planned[1]} updated); {effect}; "
+            f"{len(load.failures)} failed of {len(load.answers)}")
 
 
 @pytest.fixture(scope="module")
@@ -74,28 +87,93 @@ def deployed(lab: Lab, pulumi_cli: Path, tmp_path_factory: pytest.TempPathFactor
         pytest.skip(f"no main Docker daemon at {main.path} to build the images on ({error})")
     with holding_run_lock(main.path):
         settings = {key: value for key, (value, _why) in changes.ENGINE_SETTINGS.items()}
-        settings = {**settings, "services": {**images.stack_changes()["services"], **settings["services"]}}
+        settings["services"] = {**images.stack_changes()["services"], **settings["services"]}
         stack = EngineStack.create(pulumi_cli, "swarm", tmp_path_factory.mktemp("swarm-engine"),
                                    docker_host=f"unix://{lab.manager.socket}", **settings)
         try:
             prepared = images.prepare(main, stack.plan_document())
-            images.add_standin(main, NEW_SITE_IMAGE, NEW_SITE, 80)
-            pushed = sorted({image.declared for image in prepared.images} | {NEW_SITE_IMAGE})
+            pushed = sorted({image.declared for image in prepared.images})
             for image in pushed:
                 lab.push_image(image)
             took = stack.up()
             deployed = Deployed(lab, stack, main)
-            deployed.wait_routed(SITE_HOST, SITE)
+            for host, service in ((SITE_HOST, SITE), (BACKEND_HOST, FRONTEND)):
+                deployed.wait_routed(host, service)
+            deployed.wait_routed(BACKEND_HOST, BACKEND, "/api/")
             FIGURES["real engine: pulumi up -s swarm"] = (
-                f"{len(stack.resources())} resources in {took:.0f} s, {len(pushed)} images pulled "
-                "from the lab registry; the site answers")
+                f"{len(stack.resources())} resources in {took:.0f} s, {len(pushed)} images pulled by the "
+                "nodes from the lab registry; every route answers")
             yield deployed
         finally:
             images.remove_images(main)
 
 
-def test_every_task_runs_an_image_a_node_pulled_by_its_digest(deployed: Deployed) -> None:
-    for service in deployed.lab.manager.api("GET", "/services"):
+def test_up_runs_every_task_on_an_image_its_node_pulled_by_digest(deployed: Deployed) -> None:
+    manager = deployed.lab.manager
+    for service in manager.api("GET", "/services"):
         image = service["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
         assert "@sha256:" in image and not image.startswith("sha256:"), (service["Spec"]["Name"], image)
+    for node in deployed.lab.workers:
+        running = {c["Image"] for c in node.api("GET", "/containers/json")}
+        # a worker has only what its tasks pulled from the registry, by digest
+        pulled = {d for i in node.api("GET", "/images/json") for d in i.get("RepoDigests") or []}
+        assert running and running <= pulled | {i["Id"] for i in node.api("GET", "/images/json")}, node.name
     deployed.no_drift("pulumi up")
+
+
+def test_a_rotated_secret_rolls_the_backend_onto_a_new_docker_secret(deployed: Deployed) -> None:
+    stack = deployed.stack
+    before = stack.plan_document()
+    stack.set_secret(*ROTATED_SECRET)
+    planned = deployed.compared("a secret rotated", before)
+    assert planned == (0, 1), planned
+    secrets_before = {s["Spec"]["Name"] for s in deployed.lab.manager.api("GET", "/secrets")}
+    load = Load(deployed.lab, BACKEND_HOST, "/api/", interval_s=API_INTERVAL_S, answer=answers_as(BACKEND))
+    deployed.up_under(load)
+    secrets_after = {s["Spec"]["Name"] for s in deployed.lab.manager.api("GET", "/secrets")}
+    new, gone = secrets_after - secrets_before, secrets_before - secrets_after
+    assert len(new) == 1 == len(gone) and next(iter(new)).startswith(f"{BACKEND}-"), (new, gone)
+    deployed.say("a secret rotated", planned, f"{BACKEND} rolled onto {next(iter(new))}, the old one deleted last",
+                 load)
+    assert load.answers and not load.failures, (load.figure(), sorted(set(load.failures))[:5])
+    deployed.no_drift("a secret rotated")
+
+
+def test_a_site_image_bumped_rolls_its_tasks_under_load(deployed: Deployed) -> None:
+    stack = deployed.stack
+    images.another_release(deployed.main, stack.settings["sites"][SITE]["image"], "jsr-solutions-frontend:1.0.1")
+    deployed.lab.push_image("jsr-solutions-frontend:1.0.1")
+    before = stack.plan_document()
+    stack.change(sites={SITE: {"image": "jsr-solutions-frontend:1.0.1"}})
+    planned = deployed.compared("a site's image bumped", before)
+    assert planned == (0, 1), planned
+    load = Load(deployed.lab, SITE_HOST, "/", answer=answers_as(SITE))
+    deployed.up_under(load)
+    running = deployed.lab.manager.api("GET", f"/services/{SITE}")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    assert running.startswith("jsr-solutions-frontend@sha256:"), running
+    deployed.say("a site's image bumped", planned, "its tasks rolled start-first onto the new digest", load)
+    assert len(load.answers) >= 100 and not load.failures, (load.figure(), sorted(set(load.failures))[:5])
+    deployed.no_drift("a site's image bumped")
+
+
+def test_a_site_added_then_removed_replaces_the_edge_as_plan_diff_says(deployed: Deployed) -> None:
+    """A network attachment is ForceNew in the provider's service schema: the edge,
+    on every site's network, is deleted and created again (plan diff says so); the
+    requests it misses meanwhile are counted."""
+    stack = deployed.stack
+    images.add_standin(deployed.main, NEW_SITE_IMAGE, NEW_SITE, 80)
+    deployed.lab.push_image(NEW_SITE_IMAGE)
+    for change, sites in (("a client site added", {NEW_SITE: {"image": NEW_SITE_IMAGE, "hostnames": [NEW_SITE_HOST],
+                                                               "port": 80}}),
+                          ("the client site removed", {NEW_SITE: None})):
+        before = stack.plan_document()
+        stack.change(sites=sites)
+        planned = deployed.compared(change, before)
+        assert planned[0] == 1, planned  # the edge
+        load = Load(deployed.lab, SITE_HOST, "/", answer=answers_as(SITE))
+        deployed.up_under(load)
+        deployed.wait_routed(SITE_HOST, SITE)
+        if sites[NEW_SITE]:
+            deployed.wait_routed(NEW_SITE_HOST, NEW_SITE)
+        deployed.say(change, planned, "the edge service deleted, then created again", load)
+        deployed.no_drift(change)

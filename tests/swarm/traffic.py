@@ -43,8 +43,9 @@ def once(lab: Lab, host: str, path: str, auth: str = "") -> tuple[str, dict[str,
 class Load:
     """Requests from the client namespace on a thread, until stopped (bounded)."""
 
-    def __init__(self, lab: Lab, host: str, path: str, interval_s: float = 0.02):
-        self.lab, self.host, self.path, self.interval_s = lab, host, path, interval_s
+    def __init__(self, lab: Lab, host: str, path: str, interval_s: float = 0.02, answer: str = ""):
+        """`answer`: what every answer must be (else any task's answer counts)."""
+        self.lab, self.host, self.path, self.interval_s, self.answer = lab, host, path, interval_s, answer
         self.stop_dir = tempfile.mkdtemp()
         self.answers: list[str] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -67,6 +68,8 @@ class Load:
 
     @property
     def failures(self) -> list[str]:
+        if self.answer:
+            return [a for a in self.answers if a != self.answer]
         return [a for a in self.answers if not a.startswith("task ")]
 
     def figure(self) -> str:
