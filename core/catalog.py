@@ -197,6 +197,7 @@ class ServiceSpec:
     # (network, alias): the service listens only on its address on that network,
     # named by the alias there (Go's listener binds one address for a host name).
     # A routed one is reached there by Traefik too, instead of on a network of its own.
+    # One Docker host only: a swarm task listens on all its addresses (core.build).
     listen_on: Optional[tuple[str, str]] = None
     # response headers where the strict default would break the application
     headers: Optional[HeaderPolicy] = None

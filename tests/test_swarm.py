@@ -14,6 +14,7 @@ from config.loading import StackFile
 from core.build import build_plan
 from core.edge import load_plan
 from core.model import secret_names_in
+from core.networks import reachability
 from core.socket_proxy import TEMPLATE_PATH
 from core.swarm import swarm_plan
 from policy.rules import haproxy_allows as allows
@@ -74,6 +75,31 @@ def test_the_edge_publishes_on_the_edge_nodes_and_reads_the_api_on_a_manager(pla
     for read in ("/v1.41/services", "/v1.41/tasks", "/v1.41/networks", "/v1.41/nodes/abc123"):
         assert allows(template, "GET", read), read
     assert not allows(template, "GET", "/v1.41/secrets")
+
+
+def test_prometheus_on_a_swarm_listens_on_every_address_of_its_task(planned):
+    """Its alias would resolve to the service's virtual IP, which no task can bind."""
+    prometheus = planned.service("prometheus").container
+    assert [a for a in prometheus.command if a.startswith("--web.listen-address=")] == [
+        "--web.listen-address=:9090"]
+    assert prometheus.healthcheck.test[-1] == "http://127.0.0.1:9090/-/healthy"
+    # no alias of its own: its writer and Grafana ask for it by its service name
+    assert dict(planned.service("prometheus-config").container.env)["RELOAD_URL"] == (
+        "http://prometheus:9090/-/reload")
+    assert [s.container.name for s in planned.services if s.container.listen_on] == []
+
+
+def test_the_plan_says_that_a_swarm_prometheus_is_reached_on_each_of_its_networks(planned):
+    """One host binds its API to prometheus-net alone; a swarm task binds them all,
+    none of them published nor leading out."""
+    _, one_host = load_plan("prod")
+    on_one_host, on_a_swarm = reachability(one_host.containers), reachability(planned.plan.containers)
+    for target, network in (("cadvisor", "scrape-cadvisor-net"), ("alertmanager", "alertmanager-net")):
+        assert not on_one_host[(target, "prometheus", network)], target
+        assert on_a_swarm[(target, "prometheus", network)], target
+    networks = {n.name: n for n in planned.plan.networks}
+    assert all(networks[n].internal for n in planned.service("prometheus").container.networks)
+    assert not planned.service("prometheus").container.published_ports
 
 
 def test_a_host_bind_of_a_service_that_may_run_on_any_node_is_a_plan_error():
@@ -191,6 +217,12 @@ def test_no_secret_in_a_label_an_env_value_or_a_config(swarm_run):
         assert not leaks(base64.b64decode(plain(config.inputs)["data"]).decode()), config.name
     secrets = swarm_run.of_type(SECRET)
     assert secrets and all(base64.b64decode(plain(s.inputs)["data"]) for s in secrets)
+
+
+def test_the_prometheus_service_binds_no_alias(swarm_run):
+    prometheus = {r.name: plain(r.inputs) for r in swarm_run.of_type(SERVICE)}["prometheus"]
+    assert "--web.listen-address=:9090" in prometheus["taskSpec"]["containerSpec"]["args"]
+    assert {tuple(n["aliases"]) for n in prometheus["taskSpec"]["networksAdvanceds"]} == {("prometheus",)}
 
 
 def test_traefik_reads_services_through_the_swarm_provider(swarm_run, planned):
