@@ -9,7 +9,7 @@ Only what cannot be said as data (generated config files) lives in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 from .bouncer_key import CROWDSEC_KEY_FILE, TRAEFIK_KEY_FILE
 from .live_config import LiveConfig, LoadedCheck
@@ -164,6 +164,15 @@ class SecretFile:
     env: Optional[str] = None
 
 
+# On a swarm, one task on each node (global mode) instead of a number of replicas:
+# on every node for what measures its node, or on each node of its role (the
+# edge: one Traefik behind each edge address). Each task keeps its own node's
+# volumes and host paths, and never moves to another node.
+EVERY_NODE = "every-node"
+ITS_NODES = "its-nodes"
+OnEachNode = Literal["every-node", "its-nodes"]
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -203,6 +212,8 @@ class ServiceSpec:
     headers: Optional[HeaderPolicy] = None
     # services of the plan that must be running (healthy) before this one starts
     starts_after: tuple[str, ...] = ()
+    # on a swarm: one task on each node (EVERY_NODE, ITS_NODES), its writer's too
+    on_each_node: Optional[OnEachNode] = None
 
     def mounts(self) -> tuple[Mount, ...]:
         volumes = tuple(Mount(target=t, volume=v) for v, t in self.volumes)
@@ -587,6 +598,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         healthcheck=_http_check(8080, "/healthz"),
         memory_mb=256,
         metrics_path="/metrics",
+        on_each_node=EVERY_NODE,
     ),
     ServiceSpec(
         name="node-exporter",
@@ -600,6 +612,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         healthcheck=_http_check(9100, "/metrics"),
         memory_mb=128,
         metrics_path="/metrics",
+        on_each_node=EVERY_NODE,
     ),
     ServiceSpec(
         name="code-server",

@@ -12,6 +12,11 @@ declares exactly that.
 - The others are stateless: start-first with automatic rollback, one task at a
   time, each new task given time to be seen by Traefik before the next old one
   stops (Traefik's swarm provider polls: SWARM_REFRESH_S).
+- A service the catalog runs on each node (catalog.EVERY_NODE, ITS_NODES) is
+  global: one task per node, on every node or on each node of its role. Its
+  volumes and host paths are its own node's and it never moves, so it needs no
+  node role for them. Its writer runs on the same nodes: it writes the files
+  into each node's volume.
 - Files become configs, and files holding secrets become secrets; both are
   immutable in a swarm, so their names carry a digest of their content and a
   change creates the new one beside the old. An env value holding a secret is
@@ -32,6 +37,7 @@ from config.errors import Problem, StackConfigError
 from config.models import StackConfig
 
 from . import catalog
+from .catalog import EVERY_NODE, ServiceSpec
 from .live_config import WRITER_SUFFIX
 from .model import Container, DnsRecord, Plan, Upload, secret_names_in
 from .traefik import SWARM_REFRESH_S
@@ -45,6 +51,10 @@ NODE_LABEL = "fourlb.role"
 MAX_FILE_NAME = 64  # a config's or secret's name, in the swarm's API
 DIGEST = 12  # hex digits of a content digest in a file's name
 DOCKER_SOCKET = "/var/run/docker.sock"
+# a swarm template: a task on each node named after its node (node-exporter's
+# node_uname_info then names the node its samples come from)
+NODE_HOSTNAME = "{{.Node.Hostname}}"
+Mode = Literal["replicated", "global"]
 
 
 @dataclass(frozen=True)
@@ -61,13 +71,15 @@ class SwarmFile:
 @dataclass(frozen=True)
 class SwarmService:
     container: Container  # the plan's, with its swarm labels and env
-    replicas: int
+    mode: Mode  # global: one task on each node its constraints allow
+    replicas: Optional[int]  # replicated only
     node_role: Optional[str]  # None: any node
     stateful: bool
     on_a_manager: bool  # it reads the Docker socket: only a manager's answers for the swarm
     files: tuple[SwarmFile, ...]
     update_order: Literal["start-first", "stop-first"]
     rollback: bool  # an update that does not converge is rolled back
+    hostname: Optional[str] = None  # its tasks' (a swarm template); None: Docker's
 
     @property
     def constraints(self) -> tuple[str, ...]:
@@ -111,18 +123,24 @@ def _service(container: Container, config: StackConfig, problems: list[Problem])
     swarm = config.swarm
     assert swarm is not None
     stateful = any(m.volume for m in container.mounts) or container.update_order == "stop-first"
-    default_role = None if container.role == "site" else swarm.placement.get(_kind(container))
-    node_role = swarm.nodes.get(container.name, default_role)
-    default_replicas = DEFAULT_SITE_REPLICAS if container.role == "site" else 1
-    replicas = swarm.replicas.get(container.name, default_replicas)
+    spec = _spec_of(container)
+    on_each_node = spec.on_each_node if spec else None
+    node_role = swarm.nodes.get(container.name, _default_role(container, spec, config))
+    replicas = None if on_each_node else swarm.replicas.get(
+        container.name, DEFAULT_SITE_REPLICAS if container.role == "site" else 1)
     key = f"fourlb:swarm.nodes.{container.name}"
-    if stateful and node_role is None:
+    if on_each_node and container.name in swarm.replicas:
+        where = f"node of role {node_role}" if node_role else "node"
+        problems.append(Problem(f"fourlb:swarm.replicas.{container.name}", swarm.replicas[container.name],
+                                f"allowed: unset; {container.name} runs one task on each {where} "
+                                "(global mode)"))
+    if stateful and node_role is None and not on_each_node:
         problems.append(Problem(key, None, f"required: {container.name} keeps data on its node "
                                 "(a volume, or one writer at a time); name the node role that holds it"))
-    if stateful and replicas > 1:
+    if stateful and replicas is not None and replicas > 1:
         problems.append(Problem(f"fourlb:swarm.replicas.{container.name}", replicas,
                                 f"allowed: 1; {container.name} keeps data on one node"))
-    if node_role is None and any(m.host_path for m in container.mounts):
+    if node_role is None and not on_each_node and any(m.host_path for m in container.mounts):
         problems.append(Problem(key, None, f"required: {container.name} binds a host path, which "
                                 "exists on one node; name the node role its tasks run on"))
     if container.published_ports and node_role != EDGE_ROLE:
@@ -139,15 +157,31 @@ def _service(container: Container, config: StackConfig, problems: list[Problem])
     files = tuple(_file(container.name, u) for u in container.uploads + env_files)
     return SwarmService(
         container=replace(container, env=env, uploads=()),
+        mode="global" if on_each_node else "replicated",
         replicas=replicas, node_role=node_role, stateful=stateful, on_a_manager=on_a_manager,
         files=files,
-        update_order="stop-first" if stateful else "start-first", rollback=not stateful)
+        update_order="stop-first" if stateful else "start-first", rollback=not stateful,
+        hostname=NODE_HOSTNAME if on_each_node == EVERY_NODE else None)
 
 
-def _kind(container: Container) -> str:
-    """The catalog role of a container, its writer's included."""
-    spec = catalog.SERVICES_BY_NAME.get(container.name.removesuffix(WRITER_SUFFIX))
-    return spec.role if spec else container.role
+def _spec_of(container: Container) -> Optional[ServiceSpec]:
+    """The catalog entry of a platform service, or of the service whose files a
+    writer writes (core.live_config); None for a site."""
+    if container.role == "site":
+        return None
+    return catalog.SERVICES_BY_NAME.get(container.name.removesuffix(WRITER_SUFFIX))
+
+
+def _default_role(container: Container, spec: Optional[ServiceSpec], config: StackConfig) -> Optional[str]:
+    """Sites and what runs on every node: any node. A writer: the nodes of its
+    service, whose volume it writes (that service's own entry included). The
+    others: the node role of their kind (fourlb:swarm.placement)."""
+    swarm = config.swarm
+    assert swarm is not None
+    if spec is None or spec.on_each_node == EVERY_NODE:
+        return None
+    default = swarm.placement.get(spec.role)
+    return swarm.nodes.get(spec.name, default) if spec.name != container.name else default
 
 
 def _env_without_secrets(container: Container) -> tuple[tuple[tuple[str, str], ...], tuple[Upload, ...]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -100,6 +101,39 @@ def test_the_plan_says_that_a_swarm_prometheus_is_reached_on_each_of_its_network
     networks = {n.name: n for n in planned.plan.networks}
     assert all(networks[n].internal for n in planned.service("prometheus").container.networks)
     assert not planned.service("prometheus").container.published_ports
+
+
+def test_node_exporter_and_cadvisor_run_one_task_on_every_node(planned):
+    """What they measure is their node: global, on every node whatever its role,
+    and named after it (node-exporter's node_uname_info then names the node)."""
+    for name in ("node-exporter", "cadvisor"):
+        service = planned.service(name)
+        assert (service.mode, service.replicas, service.node_role, service.constraints) == (
+            "global", None, None, ()), name
+        assert service.hostname == "{{.Node.Hostname}}", name
+        # they bind host paths, which every node has: no node role needed
+        assert any(m.host_path for m in service.container.mounts), name
+    replicated = [s.container.name for s in planned.services if s.mode == "replicated"]
+    assert "prometheus" in replicated and "node-exporter" not in replicated
+
+
+def test_replicas_of_a_service_that_runs_on_each_node_are_refused():
+    def doubled(values):
+        values["swarm"]["replicas"] = {"node-exporter": 2}
+    with pytest.raises(StackConfigError) as refused:
+        swarm(doubled)
+    assert ("fourlb:swarm.replicas.node-exporter = 2: allowed: unset; node-exporter runs one task "
+            "on each node (global mode)") in str(refused.value)
+
+
+def test_a_writer_runs_on_the_nodes_of_the_service_whose_files_it_writes():
+    """Its files go into that service's volume, which is local to its node."""
+    def moved(values):
+        values["swarm"]["nodes"] = {"prometheus": "monitoring"}
+    planned = swarm(moved)
+    assert planned.service("prometheus").node_role == "monitoring"
+    assert planned.service("prometheus-config").node_role == "monitoring"
+    assert planned.service("alertmanager-config").node_role == "data"
 
 
 def test_a_host_bind_of_a_service_that_may_run_on_any_node_is_a_plan_error():
@@ -200,9 +234,21 @@ def test_every_container_of_the_plan_is_a_service_and_nothing_a_container(swarm_
         declared = services[service.container.name]
         constraints = declared["taskSpec"].get("placement", {}).get("constraints") or []
         assert constraints == list(service.constraints), service.container.name
-        assert declared["mode"]["replicated"]["replicas"] == service.replicas
+        if service.mode == "global":
+            assert declared["mode"] == {"global": True}, service.container.name
+        else:
+            assert declared["mode"] == {"replicated": {"replicas": service.replicas}}
+        assert declared["taskSpec"]["containerSpec"].get("hostname") == service.hostname
         assert declared["updateConfig"]["order"] == service.update_order
     assert all(n.inputs["driver"] == "overlay" for n in swarm_run.of_type(NETWORK))
+
+
+def test_a_new_mode_replaces_a_service_and_the_old_one_goes_first(swarm_run):
+    """Docker refuses to change a service's mode, and two services of one name."""
+    for resource in swarm_run.of_type(SERVICE):
+        options = swarm_run.options[(SERVICE, resource.name)]
+        assert options.replace_on_changes == ["mode.global"], resource.name
+        assert options.delete_before_replace is True, resource.name
 
 
 def test_no_secret_in_a_label_an_env_value_or_a_config(swarm_run):
@@ -254,6 +300,49 @@ def test_plan_diff_says_what_a_change_rolls_on_a_swarm():
     assert site.kind == "rolled" and "start-first over 3 task(s)" in site.note
     placement = by_subject["jsr-solutions-prod (placement)"]
     assert [(f.field, f.before, f.after) for f in placement.fields] == [("replicas", "2", "3")]
+
+
+def test_plan_diff_says_a_service_whose_mode_changes_is_replaced(monkeypatch):
+    from core import catalog
+    from plan.diff import diff_documents
+    from plan.document import plan_document
+
+    def document():
+        config = swarm_config()
+        return plan_document(config, build_plan(config, "swarm"))
+    head = document()
+    exporter = catalog.SERVICES_BY_NAME["node-exporter"]
+    monkeypatch.setitem(catalog.SERVICES_BY_NAME, "node-exporter", replace(exporter, on_each_node=None))
+    replicated = document()
+    for base, after, before in ((replicated, head, "replicated"), (head, replicated, "global")):
+        by_subject = {c.subject: c for c in diff_documents(base, after, "swarm", "b", "h").containers}
+        switched = by_subject["node-exporter"]
+        assert switched.kind == "replaced" and "deleted, then created again" in switched.note
+        assert _placement_fields(by_subject["node-exporter (placement)"])["mode"] == (
+            before, "global" if before == "replicated" else "replicated")
+        assert [s for s, c in by_subject.items() if c.kind == "replaced"] == ["node-exporter"]
+
+
+def test_plan_diff_reads_a_swarm_plan_of_format_3_as_all_replicated():
+    """Before format 4 every swarm service was replicated and had no `mode`."""
+    from plan.diff import diff_documents
+    from plan.document import plan_document
+    config = swarm_config()
+    head = plan_document(config, build_plan(config, "swarm"))
+    base = json.loads(json.dumps(head))
+    global_ = {name for name, service in head["swarm"].items() if service["mode"] == "global"}
+    for name, service in base["swarm"].items():
+        del service["mode"]
+        if name in global_:
+            service.update(replicas=1, node="data", constraints=["node.labels.fourlb.role==data"])
+    changes = diff_documents(base, head, "swarm", "b", "h").containers
+    assert {"node-exporter", "cadvisor"} <= global_
+    assert {c.subject for c in changes if c.kind == "replaced"} == global_
+    assert {c.subject for c in changes} == global_ | {f"{name} (placement)" for name in global_}
+
+
+def _placement_fields(change) -> dict:
+    return {f.field: (f.before, f.after) for f in change.fields}
 
 
 def test_a_new_secret_value_is_a_new_docker_secret_under_the_same_resource(swarm_run, deploy):
