@@ -95,6 +95,8 @@ class SwarmServiceResource(pulumi.ComponentResource):
                     args=list(container.command) or None,
                     user=container.user,
                     hostname=service.hostname,
+                    labels=[docker.ServiceTaskSpecContainerSpecLabelArgs(label=k, value=v)
+                            for k, v in service.task_labels] or None,
                     hosts=[docker.ServiceTaskSpecContainerSpecHostArgs(host=name, ip=address)
                            for name, address in container.extra_hosts] or None,
                     mounts=[docker.ServiceTaskSpecContainerSpecMountArgs(

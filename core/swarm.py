@@ -87,6 +87,13 @@ class SwarmService:
         return role + (("node.role==manager",) if self.on_a_manager else ())
 
     @property
+    def task_labels(self) -> tuple[tuple[str, str], ...]:
+        """The labels of its tasks' containers: the service's own (Traefik reads
+        those) never reach them, and cAdvisor reports a container's labels only
+        (container_label_fourlb_service, _stack: core.monitoring.alerts)."""
+        return tuple((key, value) for key, value in self.container.labels if key.startswith("fourlb."))
+
+    @property
     def update_delay_s(self) -> int:
         return UPDATE_DELAY_S if self.container.routes and not self.stateful else 0
 

@@ -243,6 +243,18 @@ def test_every_container_of_the_plan_is_a_service_and_nothing_a_container(swarm_
     assert all(n.inputs["driver"] == "overlay" for n in swarm_run.of_type(NETWORK))
 
 
+def test_each_tasks_container_carries_the_labels_cadvisor_reports(swarm_run, planned):
+    """ContainerDown looks for container_label_fourlb_stack and _service: labels of
+    the containers, which a service's own labels do not reach."""
+    services = {r.name: plain(r.inputs) for r in swarm_run.of_type(SERVICE)}
+    for service in planned.services:
+        name = service.container.name
+        labels = {label["label"]: label["value"]
+                  for label in services[name]["taskSpec"]["containerSpec"].get("labels") or []}
+        assert labels["fourlb.service"] == name and labels["fourlb.stack"] == "swarm", name
+        assert not any(key.startswith("traefik.") for key in labels), name
+
+
 def test_a_new_mode_replaces_a_service_and_the_old_one_goes_first(swarm_run):
     """Docker refuses to change a service's mode, and two services of one name."""
     for resource in swarm_run.of_type(SERVICE):
