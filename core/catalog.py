@@ -322,6 +322,9 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         secret_files=(SecretFile("crowdsec-bouncer-key", TRAEFIK_KEY_FILE, "0400"),),
         # the bouncer's key is registered once CrowdSec answers (its health check)
         starts_after=("crowdsec",),
+        # on a swarm, one Traefik on each edge node, behind each edge address (an A
+        # record), each with its own certificates (core.swarm: ACME on more than one)
+        on_each_node=ITS_NODES,
         # Docker's first check comes one interval after the start, and `pulumi up`
         # connects the client sites' networks (core.networks) once it is healthy:
         # a short interval keeps a replaced edge's sites away for seconds only

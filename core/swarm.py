@@ -23,7 +23,9 @@ declares exactly that.
   delivered as a secret file too, named by `<NAME>_FILE` (its image must read
   it: the official images do, the platform's own software must).
 - The edge publishes 80 and 443 in host mode (the client's address survives)
-  on the edge nodes; every hostname gets one A record per edge node address.
+  on the edge nodes, one Traefik on each; every hostname gets one A record per
+  edge node address. Each Traefik obtains its own certificates: with more than
+  one edge address, only a DNS challenge can prove a hostname (_acme_problems).
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class SwarmPlan:
 
 def swarm_plan(config: StackConfig, plan: Plan) -> SwarmPlan:
     assert config.swarm is not None, "engine swarm needs fourlb:swarm"
-    problems: list[Problem] = []
+    problems: list[Problem] = _acme_problems(config)
     services = tuple(_service(c, config, problems) for c in plan.containers)
     known = {c.name for c in plan.containers}
     for name in sorted(set(config.swarm.nodes) | set(config.swarm.replicas)):
@@ -124,6 +126,24 @@ def swarm_plan(config: StackConfig, plan: Plan) -> SwarmPlan:
     if problems:
         raise StackConfigError(plan.stack, problems)
     return SwarmPlan(plan, services, _dns_records(plan, config.swarm.edge_addresses))
+
+
+def _acme_problems(config: StackConfig) -> list[Problem]:
+    """Traefik's open-source edition keeps its ACME account, challenges and
+    certificates in a file of its own (each edge node's volume) and shares none:
+    an HTTP-01 (or TLS-ALPN-01) request of Let's Encrypt reaches whichever edge
+    address DNS gives it, often a Traefik that never asked, and the certificate is
+    refused. A DNS challenge is answered in the zone, whichever Traefik asked, so
+    each Traefik obtains its own certificates."""
+    assert config.swarm is not None
+    edges = len(config.swarm.edge_addresses)
+    if config.tls != "letsencrypt" or config.acme is None or config.acme.challenge != "http" or edges < 2:
+        return []
+    return [Problem("fourlb:acme.challenge", config.acme.challenge, (
+        f"allowed: cloudflare-dns while fourlb:swarm.edgeAddresses names more than one edge node "
+        f"({edges} here): each edge node's Traefik keeps its own certificates, and Let's Encrypt's "
+        "HTTP challenge for a hostname reaches whichever edge address DNS gives it, often another "
+        "Traefik than the one that asked; or keep http with one edge address"))]
 
 
 def _service(container: Container, config: StackConfig, problems: list[Problem]) -> SwarmService:

@@ -19,7 +19,7 @@ from core.networks import reachability
 from core.socket_proxy import TEMPLATE_PATH
 from core.swarm import swarm_plan
 from policy.rules import haproxy_allows as allows
-from tests.mocks import EDGE_ADDRESSES, GENERATED_PREFIX, PROVIDED_PREFIX, plain
+from tests.mocks import GENERATED_PREFIX, PROVIDED_PREFIX, plain
 
 SERVICE = "docker:index/service:Service"
 CONTAINER = "docker:index/container:Container"
@@ -205,16 +205,61 @@ def test_env_secrets_become_secret_files(planned):
         assert files[env[f"{name}_FILE"]].secret, name
 
 
+TWO_EDGES = ["1.2.3.4", "1.2.3.5"]
+
+
+def over_two_edge_nodes(challenge=None, tls=None):
+    """The swarm stack's settings with two edge addresses, and this ACME challenge or tls."""
+    def change(values):
+        values["swarm"]["edgeAddresses"] = list(TWO_EDGES)
+        if challenge:
+            values["acme"] = {**values["acme"], "challenge": challenge}
+        if tls:
+            values["tls"] = tls
+            values.pop("acme")
+    return change
+
+
 def test_one_a_record_per_edge_address_and_hostname():
-    config, plan = load_plan("swarm")
-    values = json.loads(json.dumps(StackFile("swarm").values))
-    values["swarm"]["edgeAddresses"] = list(EDGE_ADDRESSES)
-    planned = swarm_plan(parse_stack_config("swarm", values), plan)
+    _, plan = load_plan("swarm")
+    planned = swarm(over_two_edge_nodes(challenge="cloudflare-dns"))
     by_name: dict[str, set] = {}
     for record in planned.dns_records:
         by_name.setdefault(record.name, set()).add(record.content)
     assert set(by_name) == set(plan.public_hostnames)
-    assert all(contents == set(EDGE_ADDRESSES) for contents in by_name.values())
+    assert all(contents == set(TWO_EDGES) for contents in by_name.values())
+
+
+def test_traefik_runs_one_task_on_each_edge_node_and_its_writer_beside_it(planned):
+    """As many Traefiks as A records, each with its node's certificates volume; its
+    writer installs the middlewares into each edge node's volume."""
+    for name in ("traefik", "traefik-config"):
+        service = planned.service(name)
+        assert (service.mode, service.replicas, service.node_role) == ("global", None, "edge"), name
+        assert service.constraints == ("node.labels.fourlb.role==edge",), name
+    traefik = planned.service("traefik").container
+    dynamic = next(m.volume for m in traefik.mounts if m.target == "/etc/traefik/dynamic")
+    assert dynamic in {m.volume for m in planned.service("traefik-config").container.mounts}
+    assert "traefik_certs" in {m.volume for m in traefik.mounts}
+
+
+def test_the_http_challenge_with_more_than_one_edge_address_is_refused():
+    """Each Traefik keeps its own ACME store: Let's Encrypt's HTTP request may
+    reach another edge node than the one that asked."""
+    with pytest.raises(StackConfigError) as refused:
+        swarm(over_two_edge_nodes())
+    message = str(refused.value)
+    assert "fourlb:acme.challenge = 'http': allowed: cloudflare-dns" in message
+    assert "fourlb:swarm.edgeAddresses" in message and "(2 here)" in message
+
+
+def test_a_dns_challenge_or_no_acme_serves_more_than_one_edge_address():
+    assert swarm(over_two_edge_nodes(challenge="cloudflare-dns")).service("traefik").mode == "global"
+    assert swarm(over_two_edge_nodes(tls="self-signed")).service("traefik").mode == "global"
+
+    def one_edge(values):
+        values["swarm"]["edgeAddresses"] = TWO_EDGES[:1]
+    assert swarm(one_edge).service("traefik").node_role == "edge"
 
 
 # --- the program under mocks --------------------------------------------------------------
@@ -253,6 +298,22 @@ def test_each_tasks_container_carries_the_labels_cadvisor_reports(swarm_run, pla
                   for label in services[name]["taskSpec"]["containerSpec"].get("labels") or []}
         assert labels["fourlb.service"] == name and labels["fourlb.stack"] == "swarm", name
         assert not any(key.startswith("traefik.") for key in labels), name
+
+
+def test_the_program_declares_a_traefik_per_edge_node_only_with_a_dns_challenge(deploy):
+    values = StackFile("swarm").values
+    two_edges = json.dumps({**values["swarm"], "edgeAddresses": TWO_EDGES})
+    refused = deploy("swarm", overrides={"fourlb:swarm": two_edges})
+    # stopped before any resource is declared
+    assert "fourlb:acme.challenge = 'http'" in str(refused.error) and not refused.resources
+    served = deploy("swarm", overrides={
+        "fourlb:swarm": two_edges,
+        "fourlb:acme": json.dumps({**values["acme"], "challenge": "cloudflare-dns"})},
+        secrets={"fourlb:cloudflareDnsToken": "cf-dns-token-for-tests-0123456789"})
+    assert served.error is None, served.error
+    traefik = served.one(SERVICE, "traefik").inputs
+    assert plain(traefik)["mode"] == {"global": True}
+    assert plain(traefik)["taskSpec"]["placement"]["constraints"] == ["node.labels.fourlb.role==edge"]
 
 
 def test_a_new_mode_replaces_a_service_and_the_old_one_goes_first(swarm_run):
