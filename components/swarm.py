@@ -17,6 +17,26 @@ from .durations import service_duration
 from .service import HEALTH_WAIT_S, TMPFS_KIB, aliases, built_image, pulled_image, render
 
 STOP_ON_FAILURE_MONITOR_S = 15  # how long a new task must stay up for an update to count
+# Docker cannot change a service's mode (swarmkit: "service mode change is not
+# allowed"). The provider's schema marks `mode` ForceNew as a whole block, which
+# its SDK applies only when the block appears or goes (as with a container's
+# health check, components/service.py): a switch replicated <-> global would be an
+# update Docker refuses, or, replaced, a new service created beside the old one,
+# which a swarm refuses too (one name per service). So a change of `mode.global`
+# replaces the service, and the old one is deleted first: its name is what the
+# other services, Traefik and Prometheus's DNS discovery (tasks.<name>) know it by,
+# so a name that changed with the mode would break them. On every service,
+# whichever mode it leaves; a replica count (mode.replicated.replicas) still
+# updates in place, and nothing else replaces a service (its name never
+# changes, `auth` is not used). The task is down from the deletion until the new
+# service converges: `python -m plan diff` says "replaced".
+REPLACED_WHEN_CHANGED = ["mode.global"]
+
+
+def _mode(service: SwarmService) -> docker.ServiceModeArgs:
+    if service.mode == "global":
+        return docker.ServiceModeArgs(global_=True)
+    return docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=service.replicas))
 
 
 def _encoded(file: SwarmFile, secrets: Mapping[str, pulumi.Output[str]]) -> pulumi.Input[str]:
@@ -90,6 +110,9 @@ class SwarmServiceResource(pulumi.ComponentResource):
                     commands=list(container.entrypoint) or None,
                     args=list(container.command) or None,
                     user=container.user,
+                    hostname=service.hostname,
+                    labels=[docker.ServiceTaskSpecContainerSpecLabelArgs(label=k, value=v)
+                            for k, v in service.task_labels] or None,
                     hosts=[docker.ServiceTaskSpecContainerSpecHostArgs(host=name, ip=address)
                            for name, address in container.extra_hosts] or None,
                     mounts=[docker.ServiceTaskSpecContainerSpecMountArgs(
@@ -129,8 +152,7 @@ class SwarmServiceResource(pulumi.ComponentResource):
                     name="json-file", options={"max-size": container.log_max_size,
                                                "max-file": str(container.log_max_files)}),
             ),
-            mode=docker.ServiceModeArgs(
-                replicated=docker.ServiceModeReplicatedArgs(replicas=service.replicas)),
+            mode=_mode(service),
             update_config=update,
             rollback_config=docker.ServiceRollbackConfigArgs(
                 parallelism=1, order=service.update_order, monitor=service_duration(STOP_ON_FAILURE_MONITOR_S)),
@@ -141,10 +163,11 @@ class SwarmServiceResource(pulumi.ComponentResource):
                 for p in container.published_ports] or None),
             # `pulumi up` waits until every task runs (healthy) or the update rolled back
             converge_config=docker.ServiceConvergeConfigArgs(delay="2s", timeout=f"{HEALTH_WAIT_S}s"),
-            # a change the provider cannot update (plan.diff.SERVICE_REPLACING_FIELDS)
-            # replaces the service: its name is fixed and its ports are the host's,
-            # so the old one must be gone before the new one can be created
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(delete_before_replace=True)),
+            # a change the provider cannot update (plan.diff.SERVICE_REPLACING_FIELDS,
+            # a new mode) replaces the service: its name is fixed and its ports are
+            # the host's, so the old one must be gone before the new one is created
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True,
+                                        replace_on_changes=REPLACED_WHEN_CHANGED),
         )
         self.register_outputs({"name": self.service.name})
 

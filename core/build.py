@@ -181,7 +181,7 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
         ),)
     own_networks = tuple(config.shared_network if n == catalog.PUBLIC_NET else n for n in spec.networks)
     file_env, file_uploads = _secret_file_inputs(spec.secret_files)
-    return Container(
+    container = Container(
         name=spec.name,
         image=settings.image or spec.image,
         networks=own_networks,
@@ -209,6 +209,31 @@ def _service_container(spec: ServiceSpec, settings: ServiceSettings, config: Sta
                            if config.services.get(s, ServiceSettings()).enabled),
         headers=spec.headers,
     )
+    return _listening_on_every_address(container) if config.engine == "swarm" else container
+
+
+def _listening_on_every_address(container: Container) -> Container:
+    """On a swarm, a service's name and aliases resolve to its virtual IP (the
+    default endpoint mode, vip), which no task can bind: a container that listens
+    on its address on one network alone on one host (Container.listen_on) would not
+    start. There it listens on every address of its task, and checks its own
+    health on the loopback.
+
+    It stays closed to everything outside its networks: it publishes no port and
+    each of its networks is internal, shared only with the peers the plan puts
+    there. What a single host closes tighter is that those peers now reach its
+    port too (Prometheus's API, reload and quit included, from its scrape targets
+    and Alertmanager): the plan says so, as it no longer has `listen_on`
+    (core.networks.reachability), and its peers find it by its service name."""
+    if container.listen_on is None:
+        return container
+    alias, port = container.listen_on[1], container.port
+    check = container.healthcheck
+    return replace(
+        container, listen_on=None,
+        command=tuple(arg.replace(f"={alias}:{port}", f"=:{port}") for arg in container.command),
+        healthcheck=check and replace(check, test=tuple(
+            part.replace(f"//{alias}:{port}/", f"//127.0.0.1:{port}/") for part in check.test)))
 
 
 def _secret_file_inputs(files: Iterable[catalog.SecretFile]
@@ -307,22 +332,31 @@ def _in_start_order(containers: list[Container]) -> list[Container]:
 
 def _with_live_config(containers: list[Container], config: StackConfig) -> list[Container]:
     """Each service whose files change while it runs gets a writer for them,
-    declared just before it (core.live_config). On a swarm the writer confirms no
-    load: Traefik's ops address there is every address of its task, and its alias
-    a virtual IP."""
+    declared just before it (core.live_config)."""
     result = []
     for container in containers:
         # sites cannot take a platform service's name (build_plan refuses it)
         spec = SERVICES_BY_NAME.get(container.name)
         live = spec.live_config if spec else None
-        if live is not None and live.loaded is not None and config.engine != "docker":
-            live = replace(live, loaded=None, network=None)
+        if live is not None and config.engine != "docker":
+            live = _live_config_on_a_swarm(live, spec)
         if live is None:
             result.append(container)
             continue
         service, writer = live_config.split(container, live)
         result += [writer, service]
     return result
+
+
+def _live_config_on_a_swarm(live: live_config.LiveConfig, spec: ServiceSpec) -> live_config.LiveConfig:
+    """The writer confirms no load: Traefik's ops address there is every address
+    of its task, and its alias a virtual IP. It asks for a reload by the service's
+    name, as the service has no alias there (_listening_on_every_address)."""
+    if live.loaded is not None:
+        live = replace(live, loaded=None, network=None)
+    if live.reload_url and spec.listen_on:
+        live = replace(live, reload_url=live.reload_url.replace(f"//{spec.listen_on[1]}:", f"//{spec.name}:"))
+    return live
 
 
 def _with_generated_files(containers: list[Container], config: StackConfig,

@@ -9,7 +9,7 @@ Only what cannot be said as data (generated config files) lives in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 from .bouncer_key import CROWDSEC_KEY_FILE, TRAEFIK_KEY_FILE
 from .live_config import LiveConfig, LoadedCheck
@@ -164,6 +164,15 @@ class SecretFile:
     env: Optional[str] = None
 
 
+# On a swarm, one task on each node (global mode) instead of a number of replicas:
+# on every node for what measures its node, or on each node of its role (the
+# edge: one Traefik behind each edge address). Each task keeps its own node's
+# volumes and host paths, and never moves to another node.
+EVERY_NODE = "every-node"
+ITS_NODES = "its-nodes"
+OnEachNode = Literal["every-node", "its-nodes"]
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
@@ -197,11 +206,14 @@ class ServiceSpec:
     # (network, alias): the service listens only on its address on that network,
     # named by the alias there (Go's listener binds one address for a host name).
     # A routed one is reached there by Traefik too, instead of on a network of its own.
+    # One Docker host only: a swarm task listens on all its addresses (core.build).
     listen_on: Optional[tuple[str, str]] = None
     # response headers where the strict default would break the application
     headers: Optional[HeaderPolicy] = None
     # services of the plan that must be running (healthy) before this one starts
     starts_after: tuple[str, ...] = ()
+    # on a swarm: one task on each node (EVERY_NODE, ITS_NODES), its writer's too
+    on_each_node: Optional[OnEachNode] = None
 
     def mounts(self) -> tuple[Mount, ...]:
         volumes = tuple(Mount(target=t, volume=v) for v, t in self.volumes)
@@ -310,6 +322,9 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         secret_files=(SecretFile("crowdsec-bouncer-key", TRAEFIK_KEY_FILE, "0400"),),
         # the bouncer's key is registered once CrowdSec answers (its health check)
         starts_after=("crowdsec",),
+        # on a swarm, one Traefik on each edge node, behind each edge address (an A
+        # record), each with its own certificates (core.swarm: ACME on more than one)
+        on_each_node=ITS_NODES,
         # Docker's first check comes one interval after the start, and `pulumi up`
         # connects the client sites' networks (core.networks) once it is healthy:
         # a short interval keeps a replaced edge's sites away for seconds only
@@ -586,6 +601,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         healthcheck=_http_check(8080, "/healthz"),
         memory_mb=256,
         metrics_path="/metrics",
+        on_each_node=EVERY_NODE,
     ),
     ServiceSpec(
         name="node-exporter",
@@ -599,6 +615,7 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         healthcheck=_http_check(9100, "/metrics"),
         memory_mb=128,
         metrics_path="/metrics",
+        on_each_node=EVERY_NODE,
     ),
     ServiceSpec(
         name="code-server",

@@ -12,6 +12,11 @@ declares exactly that.
 - The others are stateless: start-first with automatic rollback, one task at a
   time, each new task given time to be seen by Traefik before the next old one
   stops (Traefik's swarm provider polls: SWARM_REFRESH_S).
+- A service the catalog runs on each node (catalog.EVERY_NODE, ITS_NODES) is
+  global: one task per node, on every node or on each node of its role. Its
+  volumes and host paths are its own node's and it never moves, so it needs no
+  node role for them. Its writer runs on the same nodes: it writes the files
+  into each node's volume.
 - Files become configs, and files holding secrets become secrets; both are
   immutable in a swarm, so their names carry a digest of their content and a
   change creates the new one beside the old. An env value holding a secret is
@@ -21,7 +26,9 @@ declares exactly that.
   it), which any node pulls and no tag move changes; the images the program builds
   are pushed to the stack's registry (fourlb:swarm.registry) first.
 - The edge publishes 80 and 443 in host mode (the client's address survives)
-  on the edge nodes; every hostname gets one A record per edge node address.
+  on the edge nodes, one Traefik on each; every hostname gets one A record per
+  edge node address. Each Traefik obtains its own certificates: with more than
+  one edge address, only a DNS challenge can prove a hostname (_acme_problems).
 """
 
 from __future__ import annotations
@@ -35,8 +42,8 @@ from config.errors import Problem, StackConfigError
 from config.models import StackConfig
 
 from . import catalog
+from .catalog import EVERY_NODE, ServiceSpec
 from .live_config import WRITER_SUFFIX
-from .networks import EDGE
 from .model import Container, DnsRecord, Plan, Upload, secret_names_in
 from .traefik import SWARM_REFRESH_S
 # an old task keeps serving this long after its replacement started: Traefik
@@ -49,6 +56,10 @@ NODE_LABEL = "fourlb.role"
 MAX_FILE_NAME = 64  # a config's or secret's name, in the swarm's API
 DIGEST = 12  # hex digits of a content digest in a file's name
 DOCKER_SOCKET = "/var/run/docker.sock"
+# a swarm template: a task on each node named after its node (node-exporter's
+# node_uname_info then names the node its samples come from)
+NODE_HOSTNAME = "{{.Node.Hostname}}"
+Mode = Literal["replicated", "global"]
 
 
 @dataclass(frozen=True)
@@ -65,18 +76,27 @@ class SwarmFile:
 @dataclass(frozen=True)
 class SwarmService:
     container: Container  # the plan's, with its swarm labels and env
-    replicas: int
+    mode: Mode  # global: one task on each node its constraints allow
+    replicas: Optional[int]  # replicated only
     node_role: Optional[str]  # None: any node
     stateful: bool
     on_a_manager: bool  # it reads the Docker socket: only a manager's answers for the swarm
     files: tuple[SwarmFile, ...]
     update_order: Literal["start-first", "stop-first"]
     rollback: bool  # an update that does not converge is rolled back
+    hostname: Optional[str] = None  # its tasks' (a swarm template); None: Docker's
 
     @property
     def constraints(self) -> tuple[str, ...]:
         role = (f"node.labels.{NODE_LABEL}=={self.node_role}",) if self.node_role else ()
         return role + (("node.role==manager",) if self.on_a_manager else ())
+
+    @property
+    def task_labels(self) -> tuple[tuple[str, str], ...]:
+        """The labels of its tasks' containers: the service's own (Traefik reads
+        those) never reach them, and cAdvisor reports a container's labels only
+        (container_label_fourlb_service, _stack: core.monitoring.alerts)."""
+        return tuple((key, value) for key, value in self.container.labels if key.startswith("fourlb."))
 
     @property
     def update_delay_s(self) -> int:
@@ -102,7 +122,7 @@ class SwarmPlan:
 
 def swarm_plan(config: StackConfig, plan: Plan) -> SwarmPlan:
     assert config.swarm is not None, "engine swarm needs fourlb:swarm"
-    problems: list[Problem] = []
+    problems: list[Problem] = _acme_problems(config)
     services = tuple(_service(c, config, problems) for c in plan.containers)
     known = {c.name for c in plan.containers}
     for name in sorted(set(config.swarm.nodes) | set(config.swarm.replicas)):
@@ -116,34 +136,51 @@ def swarm_plan(config: StackConfig, plan: Plan) -> SwarmPlan:
                      config.swarm.endpoint_mode, config.host_platform)
 
 
+def _acme_problems(config: StackConfig) -> list[Problem]:
+    """Traefik's open-source edition keeps its ACME account, challenges and
+    certificates in a file of its own (each edge node's volume) and shares none:
+    an HTTP-01 (or TLS-ALPN-01) request of Let's Encrypt reaches whichever edge
+    address DNS gives it, often a Traefik that never asked, and the certificate is
+    refused. A DNS challenge is answered in the zone, whichever Traefik asked, so
+    each Traefik obtains its own certificates."""
+    assert config.swarm is not None
+    edges = len(config.swarm.edge_addresses)
+    if config.tls != "letsencrypt" or config.acme is None or config.acme.challenge != "http" or edges < 2:
+        return []
+    return [Problem("fourlb:acme.challenge", config.acme.challenge, (
+        f"allowed: cloudflare-dns while fourlb:swarm.edgeAddresses names more than one edge node "
+        f"({edges} here): each edge node's Traefik keeps its own certificates, and Let's Encrypt's "
+        "HTTP challenge for a hostname reaches whichever edge address DNS gives it, often another "
+        "Traefik than the one that asked; or keep http with one edge address"))]
+
+
 def _service(container: Container, config: StackConfig, problems: list[Problem]) -> SwarmService:
     swarm = config.swarm
     assert swarm is not None
     stateful = any(m.volume for m in container.mounts) or container.update_order == "stop-first"
-    default_role = None if container.role == "site" else swarm.placement.get(_kind(container))
-    node_role = swarm.nodes.get(container.name, default_role)
-    default_replicas = DEFAULT_SITE_REPLICAS if container.role == "site" else 1
-    replicas = swarm.replicas.get(container.name, default_replicas)
+    spec = _spec_of(container)
+    on_each_node = spec.on_each_node if spec else None
+    node_role = swarm.nodes.get(container.name, _default_role(container, spec, config))
+    replicas = None if on_each_node else swarm.replicas.get(
+        container.name, DEFAULT_SITE_REPLICAS if container.role == "site" else 1)
     key = f"fourlb:swarm.nodes.{container.name}"
-    if stateful and node_role is None:
+    if on_each_node and container.name in swarm.replicas:
+        where = f"node of role {node_role}" if node_role else "node"
+        problems.append(Problem(f"fourlb:swarm.replicas.{container.name}", swarm.replicas[container.name],
+                                f"allowed: unset; {container.name} runs one task on each {where} "
+                                "(global mode)"))
+    if stateful and node_role is None and not on_each_node:
         problems.append(Problem(key, None, f"required: {container.name} keeps data on its node "
                                 "(a volume, or one writer at a time); name the node role that holds it"))
-    if stateful and replicas > 1:
+    if stateful and replicas is not None and replicas > 1:
         problems.append(Problem(f"fourlb:swarm.replicas.{container.name}", replicas,
                                 f"allowed: 1; {container.name} keeps data on one node"))
-    if node_role is None and any(m.host_path for m in container.mounts):
+    if node_role is None and not on_each_node and any(m.host_path for m in container.mounts):
         problems.append(Problem(key, None, f"required: {container.name} binds a host path, which "
                                 "exists on one node; name the node role its tasks run on"))
     if container.published_ports and node_role != EDGE_ROLE:
         problems.append(Problem(key, node_role, f"allowed: {EDGE_ROLE}; {container.name} publishes "
                                 "ports 80 and 443 on the edge nodes' addresses"))
-    # the edge's ops entrypoint binds every address of its task on a swarm
-    # (core/traefik.py); a service that binds its alias, and is reached by it,
-    # needs the swarm's DNS to answer that alias, which it does in vip mode only
-    if swarm.endpoint_mode == "dnsrr" and container.listen_on and container.name != EDGE:
-        problems.append(Problem("fourlb:swarm.endpointMode", "dnsrr",
-                                f"allowed: vip while {container.name} listens on its alias "
-                                f"{container.listen_on[1]}, which a swarm's DNS answers only in vip mode"))
     if container.gpus:
         # the provider's service has no GPU request (a task asks for generic
         # resources that each node must advertise)
@@ -157,9 +194,11 @@ def _service(container: Container, config: StackConfig, problems: list[Problem])
     files = tuple(_file(container.name, u) for u in container.uploads + env_files)
     return SwarmService(
         container=replace(container, env=env, uploads=()),
+        mode="global" if on_each_node else "replicated",
         replicas=replicas, node_role=node_role, stateful=stateful, on_a_manager=on_a_manager,
         files=files,
-        update_order="stop-first" if stateful else "start-first", rollback=not stateful)
+        update_order="stop-first" if stateful else "start-first", rollback=not stateful,
+        hostname=NODE_HOSTNAME if on_each_node == EVERY_NODE else None)
 
 
 def _pushed(container: Container, registry: Optional[str], problems: list[Problem]) -> Container:
@@ -174,10 +213,25 @@ def _pushed(container: Container, registry: Optional[str], problems: list[Proble
     return replace(container, image=f"{registry}/{container.image}")
 
 
-def _kind(container: Container) -> str:
-    """The catalog role of a container, its writer's included."""
-    spec = catalog.SERVICES_BY_NAME.get(container.name.removesuffix(WRITER_SUFFIX))
-    return spec.role if spec else container.role
+
+def _spec_of(container: Container) -> Optional[ServiceSpec]:
+    """The catalog entry of a platform service, or of the service whose files a
+    writer writes (core.live_config); None for a site."""
+    if container.role == "site":
+        return None
+    return catalog.SERVICES_BY_NAME.get(container.name.removesuffix(WRITER_SUFFIX))
+
+
+def _default_role(container: Container, spec: Optional[ServiceSpec], config: StackConfig) -> Optional[str]:
+    """Sites and what runs on every node: any node. A writer: the nodes of its
+    service, whose volume it writes (that service's own entry included). The
+    others: the node role of their kind (fourlb:swarm.placement)."""
+    swarm = config.swarm
+    assert swarm is not None
+    if spec is None or spec.on_each_node == EVERY_NODE:
+        return None
+    default = swarm.placement.get(spec.role)
+    return swarm.nodes.get(spec.name, default) if spec.name != container.name else default
 
 
 def _env_without_secrets(container: Container) -> tuple[tuple[tuple[str, str], ...], tuple[Upload, ...]]:

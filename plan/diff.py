@@ -183,14 +183,20 @@ def _container_change(name: str, before: dict[str, Any], after: dict[str, Any]) 
 
 def _on_swarm(changes: tuple[Change, ...], base: dict[str, Any],
               head: dict[str, Any]) -> tuple[Change, ...]:
-    """On a swarm stack a service rolls its tasks (core.swarm), unless a field the
-    provider cannot update changed; a new placement or replica count updates it."""
+    """On a swarm stack a service rolls its tasks instead of being replaced
+    (core.swarm); a new placement or replica count updates it. The exceptions: a
+    new mode, or a field the provider cannot update (SERVICE_REPLACING_FIELDS):
+    the service is deleted, then created again (components/swarm.py)."""
     if not head:
         return changes
+    switched = {name: (_mode(base[name]), _mode(head[name])) for name in sorted(base.keys() & head.keys())
+                if _mode(base[name]) != _mode(head[name])}
     rolled = []
     for change in changes:
         service = head.get(change.subject)
-        if service and any(f.field in SERVICE_REPLACING_FIELDS for f in change.fields):
+        if change.subject in switched and change.kind in ("replaced", "updated"):
+            change = replace(change, kind="replaced", note=MODE_SWITCH_NOTE)
+        elif service and any(f.field in SERVICE_REPLACING_FIELDS for f in change.fields):
             change = replace(change, kind="replaced",
                              note="the service is removed, then created again: down until its new "
                                   "tasks are healthy")
@@ -201,14 +207,39 @@ def _on_swarm(changes: tuple[Change, ...], base: dict[str, Any],
                    "rolled back if it fails")
             change = replace(change, kind="rolled", note=how)
         rolled.append(change)
+    listed = {c.subject for c in changes}
+    rolled += [Change(name, "replaced", before=before, after=after, note=MODE_SWITCH_NOTE)
+               for name, (before, after) in switched.items() if name not in listed]
     for name in sorted(base.keys() & head.keys()):
-        fields = tuple(FieldChange(key, before=_short(base[name].get(key)),
-                                   after=_short(head[name].get(key)))
-                       for key in ("node", "replicas", "constraints", "endpoint_mode")
-                       if base[name].get(key) != head[name].get(key))
+        fields = tuple(FieldChange(key, before=_short(_placement(base[name], key)),
+                                   after=_short(_placement(head[name], key)))
+                       for key in ("mode", "node", "replicas", "constraints", "endpoint_mode")
+                       if _placement(base[name], key) != _placement(head[name], key))
         if fields:
             rolled.append(Change(f"{name} (placement)", "updated", fields=fields))
     return tuple(rolled)
+
+
+def _mode(service: dict[str, Any]) -> str:
+    # plans of format 3 and before had replicated services only
+    return service.get("mode", "replicated")
+
+
+def _placement(service: dict[str, Any], key: str) -> Any:
+    """A placement setting as a reviewer reads it."""
+    if key == "mode":
+        return _mode(service)
+    if key == "node":
+        return service.get("node") or "any"
+    if key == "replicas" and _mode(service) == "global":
+        return "one per node"
+    if key == "constraints":
+        return service.get("constraints") or "none"
+    return service.get(key)
+
+
+MODE_SWITCH_NOTE = ("Docker cannot change a service's mode: the service is deleted, then created "
+                    "again, and its tasks are down until the new ones run")
 
 
 def _field_change(key: str, before: Any, after: Any) -> FieldChange:

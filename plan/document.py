@@ -31,7 +31,8 @@ UNSET_TARGET = f"(not set: {DNS_TARGET_KEY})"
 
 # Bump when the shape changes: a diff against a ref written with another
 # version would otherwise report the reshaping as changes to the platform.
-FORMAT_VERSION = 3  # 2: each route's effective response headers; 3: entrypoint, user, tmpfs, secret_versions
+FORMAT_VERSION = 4  # 2: each route's effective response headers; 3: entrypoint, user, tmpfs, secret_versions;
+# 4: a swarm service's mode (and no replica count when global) and hostname
 
 EMPTY_DOCUMENT: dict[str, Any] = {
     "format": FORMAT_VERSION, "stack": None, "role": None, "edge": None,
@@ -102,11 +103,12 @@ def _swarm(config: StackConfig, plan: Plan) -> dict[str, Any]:
     """Where each service's tasks run and how an update rolls (core.swarm)."""
     swarm = swarm_plan(config, plan)
     return {s.container.name: {
-        "node": s.node_role, "replicas": s.replicas, "stateful": s.stateful,
+        "mode": s.mode, "node": s.node_role, "replicas": s.replicas, "stateful": s.stateful,
         "endpoint_mode": swarm.endpoint_mode,
         "constraints": list(s.constraints), "update": s.update_order,
         "rollback": s.rollback, "update_delay_s": s.update_delay_s,
         "files": {f.target: {"name": f.name, "secret": f.secret} for f in s.files},
+        **({"hostname": s.hostname} if s.hostname else {}),
     } for s in swarm.services}
 
 

@@ -129,11 +129,26 @@ def _secrets(document: dict[str, Any]) -> list[str]:
 
 
 def _swarm(document: dict[str, Any]) -> list[str]:
-    rows = [(code(name), s["node"] or "any", s["replicas"],
-             "yes (pinned: its volume is on that node)" if s["stateful"] else "no",
+    rows = [(code(name), s["node"] or ("every node" if _is_global(s) else "any"),
+             s.get("mode", "replicated"), "one per node" if _is_global(s) else s["replicas"],
+             _keeps_data(s),
              s["update"] + (", rolled back on failure" if s["rollback"] else "")
              + (f", {s['update_delay_s']} s between tasks" if s["update_delay_s"] else ""),
              len(s["files"]))
             for name, s in sorted(document["swarm"].items())]
-    return ["Node roles are the label fourlb.role of each node.", ""] + table(
-        ("Service", "Node role", "Replicas", "Keeps data", "Update", "Configs and secrets"), rows)
+    return ["Node roles are the label fourlb.role of each node. A global service runs one task "
+            "on each node of its role (on every node without one); replicated, that many tasks.",
+            ""] + table(("Service", "Node role", "Mode", "Tasks", "Keeps data", "Update",
+                         "Configs and secrets"), rows)
+
+
+def _is_global(service: dict[str, Any]) -> bool:
+    return service.get("mode") == "global"
+
+
+def _keeps_data(service: dict[str, Any]) -> str:
+    if not service["stateful"]:
+        return "no"
+    if _is_global(service):
+        return "yes (each task its own node's volume)"
+    return "yes (pinned: its volume is on that node)"

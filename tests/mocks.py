@@ -28,7 +28,9 @@ SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how mocks mark a secret input
 # What a user sets before deploying and the committed stack files do not carry
 # (core.deploy_checks): the host's public address and the Docker host.
 TARGET_IPV4 = "1.2.3.4"
-EDGE_ADDRESSES = ("1.2.3.4", "1.2.3.5")  # a swarm stack's edge nodes
+# the swarm stack's edge node (Pulumi.swarm.yaml: one, with the HTTP challenge;
+# more than one needs a DNS challenge, core.swarm)
+EDGE_ADDRESSES = ("1.2.3.4",)
 DOCKER_HOST = "ssh://deploy@platform-host.test"
 
 

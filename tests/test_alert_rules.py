@@ -69,7 +69,7 @@ def promtool_test(promtool: str, tmp_path: Path, rules: str, unit: str, unit_nam
     return run(promtool, "test", "rules", unit_name, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("stack", ["prod", "local"])
+@pytest.mark.parametrize("stack", ["prod", "local", "swarm"])
 def test_the_rules_file_is_valid_for_promtool(promtool, tmp_path, stack):
     rules = tmp_path / "fourlb.yml"
     rules.write_text(rules_text(load_plan(stack, PROJECT)[1]))
@@ -84,6 +84,22 @@ def test_alerts_fire_and_stay_quiet_as_written(promtool, tmp_path, unit):
     result = promtool_test(promtool, tmp_path, rules_text(prod_plan()),
                            (UNIT_TESTS / unit).read_text(), unit)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_on_a_swarm_alerts_fire_for_each_node(promtool, tmp_path):
+    result = promtool_test(promtool, tmp_path, rules_text(load_plan("swarm", PROJECT)[1]),
+                           (UNIT_TESTS / "swarm_nodes.yml").read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_one_hosts_rules_name_no_node_and_find_no_target_gone():
+    """One host scrapes static targets, which answer `up == 0` when down; its
+    node-exporter's hostname is its container's, which names no node."""
+    assert "MetricsTargetGone" not in alert_names(prod_plan())
+    assert "MetricsTargetGone" in alert_names(load_plan("swarm", PROJECT)[1])
+    host = [r for g in yaml.safe_load(rules_text(prod_plan()))["groups"] if g["name"] == "host"
+            for r in g["rules"]]
+    assert host and not any("node_uname_info" in r["expr"] for r in host)
 
 
 def test_thresholds_come_from_the_stack_configuration(promtool, tmp_path):
@@ -200,9 +216,10 @@ def test_only_what_the_stack_runs_is_watched():
                        "PrometheusConfigReloadFailed", "AlertmanagerConfigReloadFailed"}
 
 
-def test_every_alert_has_its_runbook_section():
+@pytest.mark.parametrize("stack", ["prod", "swarm"])
+def test_every_alert_has_its_runbook_section(stack):
     headings = {line[4:].strip() for line in RUNBOOK.read_text().splitlines() if line.startswith("### ")}
-    rules = yaml.safe_load(rules_text(prod_plan()))
+    rules = yaml.safe_load(rules_text(load_plan(stack, PROJECT)[1]))
     for group in rules["groups"]:
         for rule in group["rules"]:
             assert rule["alert"] in headings, f"docs/runbook.md has no '### {rule['alert']}'"

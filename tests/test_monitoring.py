@@ -65,7 +65,7 @@ def free_port() -> int:
 
 # --- Prometheus ---------------------------------------------------------------
 
-@pytest.mark.parametrize("stack", ["prod", "local"])
+@pytest.mark.parametrize("stack", ["prod", "local", "swarm"])
 def test_prometheus_config_is_valid_for_promtool_with_its_rules(tmp_path, stack):
     promtool = tool("promtool", package="prometheus")
     write_uploads(served(load_plan(stack, PROJECT)[1], "prometheus"), tmp_path)
@@ -97,6 +97,25 @@ def test_prometheus_scrapes_the_platform_and_itself():
         "prometheus": "prometheus-api:9090/metrics",
         "alertmanager": "alertmanager:9093/metrics",
     }
+
+
+def test_on_a_swarm_prometheus_finds_every_task_of_each_service_by_dns():
+    """A service's name answers its virtual IP (any one task per scrape); tasks.<name>
+    answers each task's own address, one per node for a global service."""
+    plan = load_plan("swarm", PROJECT)[1]
+    config = yaml.safe_load(upload(served(plan, "prometheus"), "/etc/prometheus/prometheus.yml"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"traefik", "cadvisor", "node-exporter", "prometheus", "alertmanager"}
+    for name, job in jobs.items():
+        assert "static_configs" not in job, name
+        assert job["dns_sd_configs"] == [{"names": [f"tasks.{name}"], "type": "A",
+                                          "port": plan.container(name).port}], name
+        # Prometheus resolves that name where it shares a network with the service
+        assert set(plan.container(name).networks) & set(plan.container("prometheus").networks), name
+    # one host keeps its static targets
+    one_host = yaml.safe_load(upload(served(prod_plan(), "prometheus"), "/etc/prometheus/prometheus.yml"))
+    assert all("static_configs" in job and "dns_sd_configs" not in job
+               for job in one_host["scrape_configs"])
 
 
 def test_a_service_the_catalog_marks_as_exposing_metrics_is_scraped(monkeypatch):
@@ -335,6 +354,7 @@ def test_every_panel_query_is_valid_promql(tmp_path):
 # and the backup job writes: a panel on any other name would stay empty.
 PUBLISHED = {
     "node_cpu_seconds_total", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes",
+    "node_uname_info",
     "node_filesystem_avail_bytes", "node_filesystem_size_bytes", "node_load1", "node_load5",
     "node_load15", "node_network_receive_bytes_total", "node_network_transmit_bytes_total",
     "container_cpu_usage_seconds_total", "container_memory_working_set_bytes",
@@ -348,8 +368,9 @@ PUBLISHED = {
 }
 
 
-def test_panels_and_alerts_use_metrics_that_exist():
-    plan = prod_plan()
+@pytest.mark.parametrize("stack", ["prod", "swarm"])
+def test_panels_and_alerts_use_metrics_that_exist(stack):
+    plan = load_plan(stack, PROJECT)[1]
     dashboards = grafana_provisioning(plan)[2]
     expressions = [t["expr"] for _, p in panels(dashboards) for t in p["targets"]]
     rules = yaml.safe_load(upload(served(plan, "prometheus"), "/etc/prometheus/rules/fourlb.yml"))

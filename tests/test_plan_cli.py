@@ -368,3 +368,16 @@ def test_the_plan_shows_each_hostnames_response_headers():
     assert "frame-ancestors 'none'" in site["headers"]["Content-Security-Policy"]
     text = run_plan("prod").stdout
     assert "Response headers on every answer" in text and "| X-Frame-Options | `DENY` |" in text
+
+
+def test_the_swarm_plan_shows_each_services_mode_in_its_placement():
+    result = run_plan("swarm")
+    assert result.returncode == 0, result.stderr
+    placement = result.stdout.split("## Swarm placement", 1)[1]
+    rows = {cells[0].strip("`"): cells[1:] for line in placement.splitlines() if line.startswith("| `")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+    assert rows["node-exporter"][:3] == ["every node", "global", "one per node"]
+    assert rows["postgres"][:3] == ["data", "replicated", "1"]
+    document = json.loads(run_plan("swarm", "--format", "json").stdout)
+    assert document["swarm"]["cadvisor"]["mode"] == "global"
+    assert document["swarm"]["cadvisor"]["replicas"] is None

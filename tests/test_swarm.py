@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -15,6 +16,7 @@ from config.loading import StackFile
 from core.build import build_plan
 from core.edge import load_plan
 from core.model import secret_names_in
+from core.networks import reachability
 from core.socket_proxy import TEMPLATE_PATH
 from core.swarm import swarm_plan
 from policy.rules import haproxy_allows as allows
@@ -75,6 +77,64 @@ def test_the_edge_publishes_on_the_edge_nodes_and_reads_the_api_on_a_manager(pla
     for read in ("/v1.41/services", "/v1.41/tasks", "/v1.41/networks", "/v1.41/nodes/abc123"):
         assert allows(template, "GET", read), read
     assert not allows(template, "GET", "/v1.41/secrets")
+
+
+def test_prometheus_on_a_swarm_listens_on_every_address_of_its_task(planned):
+    """Its alias would resolve to the service's virtual IP, which no task can bind."""
+    prometheus = planned.service("prometheus").container
+    assert [a for a in prometheus.command if a.startswith("--web.listen-address=")] == [
+        "--web.listen-address=:9090"]
+    assert prometheus.healthcheck.test[-1] == "http://127.0.0.1:9090/-/healthy"
+    # no alias of its own: its writer and Grafana ask for it by its service name
+    assert dict(planned.service("prometheus-config").container.env)["RELOAD_URL"] == (
+        "http://prometheus:9090/-/reload")
+    assert [s.container.name for s in planned.services if s.container.listen_on] == []
+
+
+def test_the_plan_says_that_a_swarm_prometheus_is_reached_on_each_of_its_networks(planned):
+    """One host binds its API to prometheus-net alone; a swarm task binds them all,
+    none of them published nor leading out."""
+    _, one_host = load_plan("prod")
+    on_one_host, on_a_swarm = reachability(one_host.containers), reachability(planned.plan.containers)
+    for target, network in (("cadvisor", "scrape-cadvisor-net"), ("alertmanager", "alertmanager-net")):
+        assert not on_one_host[(target, "prometheus", network)], target
+        assert on_a_swarm[(target, "prometheus", network)], target
+    networks = {n.name: n for n in planned.plan.networks}
+    assert all(networks[n].internal for n in planned.service("prometheus").container.networks)
+    assert not planned.service("prometheus").container.published_ports
+
+
+def test_node_exporter_and_cadvisor_run_one_task_on_every_node(planned):
+    """What they measure is their node: global, on every node whatever its role,
+    and named after it (node-exporter's node_uname_info then names the node)."""
+    for name in ("node-exporter", "cadvisor"):
+        service = planned.service(name)
+        assert (service.mode, service.replicas, service.node_role, service.constraints) == (
+            "global", None, None, ()), name
+        assert service.hostname == "{{.Node.Hostname}}", name
+        # they bind host paths, which every node has: no node role needed
+        assert any(m.host_path for m in service.container.mounts), name
+    replicated = [s.container.name for s in planned.services if s.mode == "replicated"]
+    assert "prometheus" in replicated and "node-exporter" not in replicated
+
+
+def test_replicas_of_a_service_that_runs_on_each_node_are_refused():
+    def doubled(values):
+        values["swarm"]["replicas"] = {"node-exporter": 2}
+    with pytest.raises(StackConfigError) as refused:
+        swarm(doubled)
+    assert ("fourlb:swarm.replicas.node-exporter = 2: allowed: unset; node-exporter runs one task "
+            "on each node (global mode)") in str(refused.value)
+
+
+def test_a_writer_runs_on_the_nodes_of_the_service_whose_files_it_writes():
+    """Its files go into that service's volume, which is local to its node."""
+    def moved(values):
+        values["swarm"]["nodes"] = {"prometheus": "monitoring"}
+    planned = swarm(moved)
+    assert planned.service("prometheus").node_role == "monitoring"
+    assert planned.service("prometheus-config").node_role == "monitoring"
+    assert planned.service("alertmanager-config").node_role == "data"
 
 
 def test_a_host_bind_of_a_service_that_may_run_on_any_node_is_a_plan_error():
@@ -146,16 +206,61 @@ def test_env_secrets_become_secret_files(planned):
         assert files[env[f"{name}_FILE"]].secret, name
 
 
+TWO_EDGES = ["1.2.3.4", "1.2.3.5"]
+
+
+def over_two_edge_nodes(challenge=None, tls=None):
+    """The swarm stack's settings with two edge addresses, and this ACME challenge or tls."""
+    def change(values):
+        values["swarm"]["edgeAddresses"] = list(TWO_EDGES)
+        if challenge:
+            values["acme"] = {**values["acme"], "challenge": challenge}
+        if tls:
+            values["tls"] = tls
+            values.pop("acme")
+    return change
+
+
 def test_one_a_record_per_edge_address_and_hostname():
-    config, plan = load_plan("swarm")
-    values = json.loads(json.dumps(StackFile("swarm").values))
-    values["swarm"]["edgeAddresses"] = list(EDGE_ADDRESSES)
-    planned = swarm_plan(parse_stack_config("swarm", values), plan)
+    _, plan = load_plan("swarm")
+    planned = swarm(over_two_edge_nodes(challenge="cloudflare-dns"))
     by_name: dict[str, set] = {}
     for record in planned.dns_records:
         by_name.setdefault(record.name, set()).add(record.content)
     assert set(by_name) == set(plan.public_hostnames)
-    assert all(contents == set(EDGE_ADDRESSES) for contents in by_name.values())
+    assert all(contents == set(TWO_EDGES) for contents in by_name.values())
+
+
+def test_traefik_runs_one_task_on_each_edge_node_and_its_writer_beside_it(planned):
+    """As many Traefiks as A records, each with its node's certificates volume; its
+    writer installs the middlewares into each edge node's volume."""
+    for name in ("traefik", "traefik-config"):
+        service = planned.service(name)
+        assert (service.mode, service.replicas, service.node_role) == ("global", None, "edge"), name
+        assert service.constraints == ("node.labels.fourlb.role==edge",), name
+    traefik = planned.service("traefik").container
+    dynamic = next(m.volume for m in traefik.mounts if m.target == "/etc/traefik/dynamic")
+    assert dynamic in {m.volume for m in planned.service("traefik-config").container.mounts}
+    assert "traefik_certs" in {m.volume for m in traefik.mounts}
+
+
+def test_the_http_challenge_with_more_than_one_edge_address_is_refused():
+    """Each Traefik keeps its own ACME store: Let's Encrypt's HTTP request may
+    reach another edge node than the one that asked."""
+    with pytest.raises(StackConfigError) as refused:
+        swarm(over_two_edge_nodes())
+    message = str(refused.value)
+    assert "fourlb:acme.challenge = 'http': allowed: cloudflare-dns" in message
+    assert "fourlb:swarm.edgeAddresses" in message and "(2 here)" in message
+
+
+def test_a_dns_challenge_or_no_acme_serves_more_than_one_edge_address():
+    assert swarm(over_two_edge_nodes(challenge="cloudflare-dns")).service("traefik").mode == "global"
+    assert swarm(over_two_edge_nodes(tls="self-signed")).service("traefik").mode == "global"
+
+    def one_edge(values):
+        values["swarm"]["edgeAddresses"] = TWO_EDGES[:1]
+    assert swarm(one_edge).service("traefik").node_role == "edge"
 
 
 # --- the program under mocks --------------------------------------------------------------
@@ -175,9 +280,49 @@ def test_every_container_of_the_plan_is_a_service_and_nothing_a_container(swarm_
         declared = services[service.container.name]
         constraints = declared["taskSpec"].get("placement", {}).get("constraints") or []
         assert constraints == list(service.constraints), service.container.name
-        assert declared["mode"]["replicated"]["replicas"] == service.replicas
+        if service.mode == "global":
+            assert declared["mode"] == {"global": True}, service.container.name
+        else:
+            assert declared["mode"] == {"replicated": {"replicas": service.replicas}}
+        assert declared["taskSpec"]["containerSpec"].get("hostname") == service.hostname
         assert declared["updateConfig"]["order"] == service.update_order
     assert all(n.inputs["driver"] == "overlay" for n in swarm_run.of_type(NETWORK))
+
+
+def test_each_tasks_container_carries_the_labels_cadvisor_reports(swarm_run, planned):
+    """ContainerDown looks for container_label_fourlb_stack and _service: labels of
+    the containers, which a service's own labels do not reach."""
+    services = {r.name: plain(r.inputs) for r in swarm_run.of_type(SERVICE)}
+    for service in planned.services:
+        name = service.container.name
+        labels = {label["label"]: label["value"]
+                  for label in services[name]["taskSpec"]["containerSpec"].get("labels") or []}
+        assert labels["fourlb.service"] == name and labels["fourlb.stack"] == "swarm", name
+        assert not any(key.startswith("traefik.") for key in labels), name
+
+
+def test_the_program_declares_a_traefik_per_edge_node_only_with_a_dns_challenge(deploy):
+    values = StackFile("swarm").values
+    two_edges = json.dumps({**values["swarm"], "edgeAddresses": TWO_EDGES})
+    refused = deploy("swarm", overrides={"fourlb:swarm": two_edges})
+    # stopped before any resource is declared
+    assert "fourlb:acme.challenge = 'http'" in str(refused.error) and not refused.resources
+    served = deploy("swarm", overrides={
+        "fourlb:swarm": two_edges,
+        "fourlb:acme": json.dumps({**values["acme"], "challenge": "cloudflare-dns"})},
+        secrets={"fourlb:cloudflareDnsToken": "cf-dns-token-for-tests-0123456789"})
+    assert served.error is None, served.error
+    traefik = served.one(SERVICE, "traefik").inputs
+    assert plain(traefik)["mode"] == {"global": True}
+    assert plain(traefik)["taskSpec"]["placement"]["constraints"] == ["node.labels.fourlb.role==edge"]
+
+
+def test_a_new_mode_replaces_a_service_and_the_old_one_goes_first(swarm_run):
+    """Docker refuses to change a service's mode, and two services of one name."""
+    for resource in swarm_run.of_type(SERVICE):
+        options = swarm_run.options[(SERVICE, resource.name)]
+        assert options.replace_on_changes == ["mode.global"], resource.name
+        assert options.delete_before_replace is True, resource.name
 
 
 def test_no_secret_in_a_label_an_env_value_or_a_config(swarm_run):
@@ -192,6 +337,12 @@ def test_no_secret_in_a_label_an_env_value_or_a_config(swarm_run):
         assert not leaks(base64.b64decode(plain(config.inputs)["data"]).decode()), config.name
     secrets = swarm_run.of_type(SECRET)
     assert secrets and all(base64.b64decode(plain(s.inputs)["data"]) for s in secrets)
+
+
+def test_the_prometheus_service_binds_no_alias(swarm_run):
+    prometheus = {r.name: plain(r.inputs) for r in swarm_run.of_type(SERVICE)}["prometheus"]
+    assert "--web.listen-address=:9090" in prometheus["taskSpec"]["containerSpec"]["args"]
+    assert {tuple(n["aliases"]) for n in prometheus["taskSpec"]["networksAdvanceds"]} == {("prometheus",)}
 
 
 def test_traefik_reads_services_through_the_swarm_provider(swarm_run, planned):
@@ -251,6 +402,49 @@ def test_services_are_deleted_before_replaced_and_secrets_created_first(swarm_ru
         assert service.options.delete_before_replace is True, service.name
     for secret in swarm_run.of_type(SECRET):
         assert secret.options.delete_before_replace is False, secret.name
+
+
+def test_plan_diff_says_a_service_whose_mode_changes_is_replaced(monkeypatch):
+    from core import catalog
+    from plan.diff import diff_documents
+    from plan.document import plan_document
+
+    def document():
+        config = swarm_config()
+        return plan_document(config, build_plan(config, "swarm"))
+    head = document()
+    exporter = catalog.SERVICES_BY_NAME["node-exporter"]
+    monkeypatch.setitem(catalog.SERVICES_BY_NAME, "node-exporter", replace(exporter, on_each_node=None))
+    replicated = document()
+    for base, after, before in ((replicated, head, "replicated"), (head, replicated, "global")):
+        by_subject = {c.subject: c for c in diff_documents(base, after, "swarm", "b", "h").containers}
+        switched = by_subject["node-exporter"]
+        assert switched.kind == "replaced" and "deleted, then created again" in switched.note
+        assert _placement_fields(by_subject["node-exporter (placement)"])["mode"] == (
+            before, "global" if before == "replicated" else "replicated")
+        assert [s for s, c in by_subject.items() if c.kind == "replaced"] == ["node-exporter"]
+
+
+def test_plan_diff_reads_a_swarm_plan_of_format_3_as_all_replicated():
+    """Before format 4 every swarm service was replicated and had no `mode`."""
+    from plan.diff import diff_documents
+    from plan.document import plan_document
+    config = swarm_config()
+    head = plan_document(config, build_plan(config, "swarm"))
+    base = json.loads(json.dumps(head))
+    global_ = {name for name, service in head["swarm"].items() if service["mode"] == "global"}
+    for name, service in base["swarm"].items():
+        del service["mode"]
+        if name in global_:
+            service.update(replicas=1, node="data", constraints=["node.labels.fourlb.role==data"])
+    changes = diff_documents(base, head, "swarm", "b", "h").containers
+    assert {"node-exporter", "cadvisor"} <= global_
+    assert {c.subject for c in changes if c.kind == "replaced"} == global_
+    assert {c.subject for c in changes} == global_ | {f"{name} (placement)" for name in global_}
+
+
+def _placement_fields(change) -> dict:
+    return {f.field: (f.before, f.after) for f in change.fields}
 
 
 def test_a_new_secret_value_is_a_new_docker_secret_under_the_same_resource(swarm_run, deploy):
@@ -316,24 +510,18 @@ def test_the_registry_setting_is_a_host_and_port(value):
     assert "fourlb:swarm.registry" in str(refused.value) and "registry.4lb.ca:5000" in str(refused.value)
 
 
-def test_the_endpoint_mode_is_the_stacks_and_dnsrr_refuses_a_service_reached_by_an_alias(deploy):
+def test_the_endpoint_mode_is_the_stacks(deploy):
+    """dnsrr works for every service: on a swarm nothing binds or is reached by a
+    network alias, which the swarm's DNS answers only in vip mode (core.build)."""
     def dnsrr(values):
         values["swarm"]["endpointMode"] = "dnsrr"
-    with pytest.raises(StackConfigError) as refused:
-        swarm(dnsrr)
-    assert "fourlb:swarm.endpointMode = 'dnsrr'" in str(refused.value) and "prometheus" in str(refused.value)
-
-    def without_prometheus(values):
-        dnsrr(values)
-        values.setdefault("services", {})["prometheus"] = {"enabled": False}
-    assert swarm(without_prometheus).endpoint_mode == "dnsrr"
+    planned = swarm(dnsrr)
+    assert planned.endpoint_mode == "dnsrr"
+    assert not [s.container.name for s in planned.services if s.container.listen_on]
     run = deploy("swarm", overrides={"fourlb:swarm": json.dumps(
-        {**StackFile("swarm").values["swarm"], "endpointMode": "dnsrr", "edgeAddresses": list(EDGE_ADDRESSES)}),
-        "fourlb:services": json.dumps({**StackFile("swarm").values.get("services", {}),
-                                       "prometheus": {"enabled": False}})})
+        {**StackFile("swarm").values["swarm"], "endpointMode": "dnsrr", "edgeAddresses": list(EDGE_ADDRESSES)})})
     assert run.error is None, run.error
-    modes = {plain(s.inputs)["endpointSpec"]["mode"] for s in run.of_type(SERVICE)}
-    assert modes == {"dnsrr"}
+    assert {plain(s.inputs)["endpointSpec"]["mode"] for s in run.of_type(SERVICE)} == {"dnsrr"}
 
 
 def test_a_service_declares_what_docker_reads_back_so_a_preview_after_up_is_empty(swarm_run):

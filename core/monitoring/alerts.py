@@ -3,6 +3,11 @@
 Only what the stack runs is watched: host rules need node-exporter, container
 rules cAdvisor, backup rules the backup job. Each alert links to its section
 of docs/runbook.md, which says what it means and what to do.
+
+Every rule keeps its series apart per target (`instance`): on a swarm that is a
+node for node-exporter, cAdvisor and Traefik, so one node's full disk or blind
+cAdvisor fires for that node and is never averaged with the others; there the
+host alerts also carry the node's name (`nodename`).
 """
 
 from __future__ import annotations
@@ -36,26 +41,42 @@ def _alert(name: str, expr: str, severity: str, summary: str, description: str,
     return rule
 
 
-def _targets() -> dict[str, Any]:
-    return {"name": "targets", "rules": [_alert(
+def _targets(discovered: bool) -> dict[str, Any]:
+    """`discovered`: the targets are found by DNS (a swarm's tasks.<service>)."""
+    rules = [_alert(
         "MetricsTargetDown", "up == 0", "warning",
         "Prometheus cannot scrape {{ $labels.job }}",
         "{{ $labels.instance }} has not answered Prometheus for 5 minutes; the alerts "
         "that depend on its metrics cannot fire meanwhile.",
-        for_="5m")]}
+        for_="5m")]
+    if discovered:
+        # a task that is gone (its node with it) is no longer found: its target
+        # ends instead of answering `up == 0`, and nothing else would say so
+        rules.append(_alert(
+            "MetricsTargetGone", queries.targets_fewer_than_in_the_last_hour(), "critical",
+            "Prometheus finds fewer tasks of {{ $labels.job }} than in the last hour",
+            "Prometheus finds {{ $value }} task(s) of {{ $labels.job }}, fewer than all of the "
+            "last hour: a node, or the task on it, is gone, and the alerts that need its "
+            "metrics cannot fire for that node.",
+            for_="5m"))
+    return {"name": "targets", "rules": rules}
 
 
-def _host(limits: AlertingSettings) -> dict[str, Any]:
+def _host(limits: AlertingSettings, named_nodes: bool) -> dict[str, Any]:
+    """`named_nodes`: each alert names its node (queries.with_node_name)."""
     cpu, disk = _number(limits.cpu_percent), _number(limits.disk_percent)
+    per_node = queries.with_node_name if named_nodes else (lambda expr: expr)
+    where = "{{ $labels.nodename }}" if named_nodes else "{{ $labels.instance }}"
     return {"name": "host", "rules": [
-        _alert("HostCpuHigh", f"{queries.cpu_busy_percent('2m')} > {cpu}", "warning",
+        _alert("HostCpuHigh", per_node(f"{queries.cpu_busy_percent('2m')} > {cpu}"), "warning",
                f"Host CPU above {cpu}% for 5 minutes",
-               "CPU busy at {{ $value | printf \"%.0f\" }}% on {{ $labels.instance }}.",
+               f"CPU busy at {{{{ $value | printf \"%.0f\" }}}}% on {where}.",
                for_="5m"),
-        _alert("FilesystemAlmostFull", f"{queries.filesystem_used_percent()} > {disk}", "critical",
+        _alert("FilesystemAlmostFull", per_node(f"{queries.filesystem_used_percent()} > {disk}"),
+               "critical",
                f"Filesystem {{{{ $labels.mountpoint }}}} more than {disk}% full",
                "{{ $labels.mountpoint }} ({{ $labels.device }}) is "
-               "{{ $value | printf \"%.1f\" }}% used.",
+               "{{ $value | printf \"%.1f\" }}% used" + (f" on {where}." if named_nodes else "."),
                for_="5m"),
     ]}
 
@@ -75,12 +96,13 @@ def _containers(containers: Iterable[Container], stack: str) -> dict[str, Any]:
                "cAdvisor has not seen {{ $labels.container_label_fourlb_service }} of stack "
                "{{ $labels.container_label_fourlb_stack }} running for 5 minutes.",
                for_="5m"),
-        # cAdvisor answers and sees none of the stack's containers: its Docker
+        # a cAdvisor answers and sees none of the stack's containers: its Docker
         # factory did not register at start (proxy not answering), and it never
-        # retries; every ContainerDown would fire too, for the wrong reason
+        # retries; every ContainerDown would fire too, for the wrong reason. Per
+        # cAdvisor (one per node on a swarm): another one's containers do not count
         _alert("ContainerMetricsBlind",
-               f'up{{job="cadvisor"}} == 1 unless on() '
-               f"count(container_last_seen{{container_label_fourlb_stack={stack_value}}}) > 0",
+               f'up{{job="cadvisor"}} == 1 unless on (instance) count by (instance) '
+               f"(container_last_seen{{container_label_fourlb_stack={stack_value}}}) > 0",
                "critical", "cAdvisor sees no container of this stack",
                "cAdvisor answers Prometheus but reports none of the stack's containers: it could "
                "not reach Docker through the socket proxy when it started. Restart it.",
@@ -176,9 +198,10 @@ def alert_rules(containers: list[Container], config: StackConfig, stack: str) ->
     """The rules file: one group per thing watched."""
     limits = config.alerting
     running = {c.name for c in containers}
-    groups = [_targets()]
+    on_a_swarm = config.engine == "swarm"  # targets found by DNS (core.monitoring.prometheus)
+    groups = [_targets(discovered=on_a_swarm)]
     if "node-exporter" in running:
-        groups.append(_host(limits))
+        groups.append(_host(limits, named_nodes=on_a_swarm))
     if "cadvisor" in running:
         groups.append(_containers(containers, stack))
     if "traefik" in running:

@@ -34,6 +34,22 @@ def memory_used_percent() -> str:
     return "100 * (1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)"
 
 
+def with_node_name(expr: str) -> str:
+    """Each series of `expr` (per node-exporter target) with the name of the node it
+    comes from: on a swarm each node-exporter task carries its node's hostname
+    (core.swarm.NODE_HOSTNAME), which node_uname_info reports as `nodename`."""
+    return f"({expr}) * on (instance) group_left (nodename) node_uname_info"
+
+
+def targets_fewer_than_in_the_last_hour() -> str:
+    """Per job, fewer targets found than at any time of the hour before the last
+    10 minutes. The lowest count of that hour, so that the extra task of a
+    start-first update does not count as one lost; 10 minutes back, so that a
+    loss stays visible (for an hour) instead of lowering the count it is compared with."""
+    found = "count by (job) (up)"
+    return f"{found} < min_over_time({found}[1h:] offset 10m)"
+
+
 def container_restarts(window: str) -> str:
     # cAdvisor keeps a restarted container's series and changes its start time
     return f'changes(container_start_time_seconds{{name!=""}}[{window}])'

@@ -33,8 +33,9 @@ SERVICE_CHANGES: dict[str, str] = {
                       "endpoint names it",
     "init": "stand-ins run with an init process (busybox as PID 1 ignores SIGTERM)",
     "aliases": "with dnsrr the swarm's DNS answers a service's name but none of its other "
-               "network aliases: a task with one (Prometheus's prometheus-api, which its health "
-               "check asks) gets it as its hostname, which resolves to itself",
+               "network aliases: a task with one gets it as its hostname, which resolves to "
+               "itself (the swarm plan gives none today: its tasks listen on every address and "
+               "are asked for by service name, core/build.py)",
 }
 
 # Traefik's static file (a config of the traefik service) and the middlewares
@@ -68,6 +69,5 @@ ENGINE_SETTINGS: dict[str, tuple[Any, str]] = {
                  "the engine's changes are proven on the edge (Traefik, its writer, the socket proxy, "
                  "CrowdSec), a site and the AI backend (secret files) with its web UI: the other "
                  "services' images are the one-host suites' real programs, too heavy to push into "
-                 "the lab's registry at every run, and Prometheus listens on its alias, refused "
-                 "with dnsrr"),
+                 "the lab's registry at every run"),
 }

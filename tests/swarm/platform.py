@@ -45,6 +45,13 @@ def build_traefik_image(main: Engine, traefik_binary: Path, workdir: Path) -> No
     main.build(standin.context_tar(workdir), TRAEFIK_TAG, {"fourlb.swarm-lab": "1"})
 
 
+def _mode(declared: dict[str, Any]) -> dict[str, Any]:
+    """The Engine API's service mode of the declared one (components/swarm.py)."""
+    if declared.get("global"):
+        return {"Global": {}}
+    return {"Replicated": {"Replicas": int(declared["replicated"]["replicas"])}}
+
+
 def _rewrite(text: str, edits: dict[tuple[str, ...], tuple[Any, str]]) -> str:
     tree = yaml.safe_load(text)
     for path, (value, _why) in edits.items():
@@ -194,7 +201,7 @@ class SwarmPlatform:
                 "RestartPolicy": {"Condition": "any", "Delay": 5 * 10**9},
                 "LogDriver": {"Name": task["logDriver"]["name"], "Options": task["logDriver"]["options"]},
             },
-            "Mode": {"Replicated": {"Replicas": int(inputs["mode"]["replicated"]["replicas"])}},
+            "Mode": _mode(inputs["mode"]),
             "UpdateConfig": {"Parallelism": int(update["parallelism"]), "Order": update["order"],
                              "Delay": seconds_ns(update["delay"]), "FailureAction": update["failureAction"],
                              "Monitor": seconds_ns(update["monitor"])},
@@ -233,6 +240,14 @@ class SwarmPlatform:
                 removed.append(file_name)
         return removed
 
+    def wanted_tasks(self, name: str, mode: dict[str, Any]) -> int:
+        """A replicated service's replica count; a global one's tasks the swarm wants
+        running (one on each node its constraints allow)."""
+        if "Replicated" in mode:
+            return int(mode["Replicated"]["Replicas"])
+        return len(self.manager.api("GET", "/tasks", query={"filters": {
+            "service": [name], "desired-state": ["running"]}}))
+
     def running_tasks(self, name: str) -> list[dict[str, Any]]:
         tasks = self.manager.api("GET", "/tasks", query={"filters": {"service": [name],
                                                                     "desired-state": ["running"]}})
@@ -248,8 +263,8 @@ class SwarmPlatform:
                 # swarm may not have started rolling yet (no UpdateStatus)
                 if state in ("updating", "rollback_started") or (spec_index >= 0 and state != "completed"):
                     return False
-                wanted = service["Spec"]["Mode"]["Replicated"]["Replicas"]
-                if len(self.running_tasks(name)) != wanted:
+                running = len(self.running_tasks(name))
+                if running != self.wanted_tasks(name, service["Spec"]["Mode"]) or not running:
                     return False
             return True
         poll(f"{', '.join(names)} converged", converged, CONVERGED_WITHIN_S, interval_s=0.5,
