@@ -122,6 +122,11 @@ def _one_bind_per_target(mounts: list[BindMount]) -> list[BindMount]:
 BindMounts = Annotated[list[BindMount], AfterValidator(_one_bind_per_target)]
 
 
+# each slot is an overlay network the edge's tasks are attached to
+DEFAULT_EDGE_SLOTS = 8
+MAX_EDGE_SLOTS = 64
+
+
 class ServiceSettings(_Model):
     """Per-stack adjustments of one platform service from the catalog."""
 
@@ -157,6 +162,9 @@ class SiteSettings(_Model):
     # a way out of the host (payment or mail APIs): the site's own network with
     # Traefik gets a gateway. Without it the site reaches nothing but Traefik.
     egress: bool = False
+    # on a swarm: which of the edge's networks made in advance the site takes
+    # (fourlb:swarm.edgeSlots), one site per slot
+    edge_slot: Optional[Annotated[int, Field(ge=1, le=MAX_EDGE_SLOTS)]] = None
 
     @field_validator("follow_tag")
     @classmethod
@@ -271,6 +279,10 @@ class SwarmSettings(_Model):
     # that every node can pull them: a registry's host[:port] the deployer is logged
     # in to (`docker login`) and the nodes can read
     registry: Optional[RegistryHost] = None
+    # how many networks the edge joins in advance for client sites, one site each
+    # (fourlb:sites.<name>.edgeSlot): a site added takes one, and the edge's own
+    # networks stay as they are (a new one would replace its service)
+    edge_slots: Annotated[int, Field(ge=1, le=MAX_EDGE_SLOTS)] = DEFAULT_EDGE_SLOTS
     # how a service's name resolves: `vip`, one virtual address the swarm balances
     # (IPVS), or `dnsrr`, every task's own address (for kernels without IPVS; the
     # swarm's DNS then answers no network alias but the service's name)

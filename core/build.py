@@ -82,6 +82,8 @@ def build_plan(config: StackConfig, stack: str, served_stacks: Iterable[str] = (
     _check_hostnames(containers, config, hostname_origins, problems)
     for key, value, allowed in names.clashes(config, stack, served_stacks):
         problems.add(key, value, allowed)
+    for key, value, allowed in networks.check_edge_slots(config):
+        problems.add(key, value, allowed)
     problems.raise_if_any()
 
     containers = backup.with_backup_mounts(containers)

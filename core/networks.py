@@ -20,6 +20,12 @@ The other networks are the catalog's (core.catalog): each joins the services
 that talk to each other. An internal one that only one container of the stack
 would join (its peers are switched off) connects nothing and is left out.
 
+On a swarm a service's networks cannot change without replacing it (the Docker
+provider), so the edge joins `fourlb:swarm.edgeSlots` networks in advance,
+`edge-slot-<k>`, and each client site takes one (`fourlb:sites.<name>.edgeSlot`):
+adding a site leaves the edge as it is. A site's way out is then a network of its
+own, `<site>-out`.
+
 Docker's default address pools hold 31 bridge networks (15 /16 networks in
 172.17-31.0.0, the first taken by docker0, and 16 /20 networks in 192.168.0.0/16);
 `DEFAULT_POOL_NETWORKS` is what `python -m plan` counts against. More sites
@@ -32,6 +38,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Iterable
 
+from config.errors import MISSING
 from config.models import StackConfig
 
 from . import catalog
@@ -54,6 +61,51 @@ def stack_edge_network(stack: str) -> str:
     return f"edge-stack-{stack}"
 
 
+def edge_slot_network(slot: int) -> str:
+    """On a swarm, one of the networks the edge joins in advance; one client site
+    takes it (fourlb:sites.<name>.edgeSlot)."""
+    return f"edge-slot-{slot}"
+
+
+def site_egress_network(site: str) -> str:
+    """On a swarm, a client site's way out of the host: a network of its own,
+    beside its edge slot, which stays internal."""
+    return f"{site}-out"
+
+
+def edge_slots(config: StackConfig) -> tuple[str, ...]:
+    """The edge's slot networks: on a swarm's platform stack only."""
+    if config.engine != "swarm" or config.role != "platform" or config.swarm is None:
+        return ()
+    return tuple(edge_slot_network(k) for k in range(1, config.swarm.edge_slots + 1))
+
+
+def check_edge_slots(config: StackConfig) -> list[tuple[str, object, str]]:
+    """(key, value, what is allowed) for each client site of a swarm without a slot
+    of its own."""
+    slots = edge_slots(config)
+    if not slots:
+        return []
+    taken: dict[int, str] = {}
+    problems = []
+    for name, site in config.sites.items():
+        if site.edge_slot is not None and site.edge_slot <= len(slots) and site.edge_slot not in taken:
+            taken[site.edge_slot] = name
+    free = [k for k in range(1, len(slots) + 1) if k not in taken]
+    hint = f"free: {', '.join(map(str, free))}" if free else "none is free: raise fourlb:swarm.edgeSlots"
+    for name, site in config.sites.items():
+        key = f"sites.{name}.edgeSlot"
+        if site.edge_slot is None:
+            problems.append((key, MISSING, f"required on a swarm: a slot of 1-{len(slots)} "
+                             f"(fourlb:swarm.edgeSlots), one site each; {hint}"))
+        elif site.edge_slot > len(slots):
+            problems.append((key, site.edge_slot, f"allowed: 1-{len(slots)} (fourlb:swarm.edgeSlots); {hint}"))
+        elif taken[site.edge_slot] != name:
+            problems.append((key, site.edge_slot, f"allowed: a slot no other site takes "
+                             f"({taken[site.edge_slot]} has it; sites on one network reach each other); {hint}"))
+    return problems
+
+
 def with_edge_networks(containers: list[Container], config: StackConfig, stack: str,
                        served_stacks: Iterable[str]) -> list[Container]:
     """Each routed container on its network with Traefik; Traefik on all of them."""
@@ -69,12 +121,17 @@ def with_edge_networks(containers: list[Container], config: StackConfig, stack: 
             # reached where it listens, with the peers already there
             edges.append(container.listen_on[0])
             container = replace(container, edge_network=container.listen_on[0])
+        elif container.routes and container.role == "site" and edge_slots(config):
+            # a slot the edge joined in advance: adding the site changes nothing of the edge
+            own = edge_slot_network(config.sites[container.name].edge_slot or 0)
+            out = (site_egress_network(container.name),) if container.egress else ()
+            container = replace(container, networks=(own,) + out + container.networks, edge_network=own)
         elif container.routes and container.name != EDGE:
             own = edge_network(container.name, container.egress)
             (sites if container.role == "site" else edges).append(own)
             container = replace(container, networks=(own,) + container.networks, edge_network=own)
         result.append(container)
-    edges += [stack_edge_network(other) for other in served_stacks]
+    edges += [stack_edge_network(other) for other in served_stacks] + list(edge_slots(config))
     # a swarm service's networks roll with its tasks (core.swarm): nothing to connect later
     connected = tuple(sites) if config.engine == "docker" else ()
     return [replace(c, networks=c.networks + tuple(edges + sites), connected_networks=connected,
@@ -108,6 +165,15 @@ def declared_networks(containers: Iterable[Container], config: StackConfig, stac
             way_out = ", with a way out of the host" if container.egress else ""
             networks.append(Network(container.edge_network, internal=not container.egress,
                                     purpose=f"Traefik and {container.name}{way_out}"))
+    if any(c.name == EDGE for c in containers):
+        takers = {c.edge_network: c.name for c in containers if c.role == "site"}
+        for slot in edge_slots(config):
+            networks.append(Network(slot, internal=True, purpose=f"Traefik and the client site {takers[slot]}"
+                                    if slot in takers else "Traefik, and a client site to come"))
+    for container in containers:
+        if container.role == "site" and site_egress_network(container.name) in container.networks:
+            networks.append(Network(site_egress_network(container.name), internal=False,
+                                    purpose=f"{container.name}'s way out of the host"))
     if config.role == "platform" and any(c.name == EDGE for c in containers):
         for other in served_stacks:
             networks.append(Network(stack_edge_network(other), internal=False,

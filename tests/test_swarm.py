@@ -348,7 +348,7 @@ def test_the_prometheus_service_binds_no_alias(swarm_run):
 def test_traefik_reads_services_through_the_swarm_provider(swarm_run, planned):
     site = {r.name: plain(r.inputs) for r in swarm_run.of_type(SERVICE)}["jsr-solutions-prod"]
     labels = {label["label"]: label["value"] for label in site["labels"]}
-    assert labels["traefik.swarm.network"] == "edge-jsr-solutions-prod"
+    assert labels["traefik.swarm.network"] == "edge-slot-1"  # Pulumi.swarm.yaml: edgeSlot 1
     assert not any("@docker" in v for v in labels.values())
     port_keys = [k for k in labels if k.endswith(".loadbalancer.server.port")]
     assert port_keys and all(labels[k] == "80" for k in port_keys)
@@ -376,9 +376,9 @@ def test_plan_diff_says_what_a_change_rolls_on_a_swarm():
     assert [(f.field, f.before, f.after) for f in placement.fields] == [("replicas", "2", "3")]
 
 
-def test_plan_diff_says_a_site_added_replaces_the_edge_service_on_a_swarm():
-    """A network attachment is ForceNew in the provider's service schema: the edge,
-    which joins every site's network, is removed and created again."""
+def test_a_site_added_on_a_swarm_takes_an_edge_slot_and_leaves_the_edge_alone():
+    """A network attachment is ForceNew in the provider's service schema: the edge
+    joins its slot networks in advance, and a new site takes a free one."""
     from plan.diff import diff_documents
     from plan.document import plan_document
 
@@ -386,12 +386,44 @@ def test_plan_diff_says_a_site_added_replaces_the_edge_service_on_a_swarm():
         config = swarm_config(change)
         return plan_document(config, build_plan(config, "swarm"))
 
+    def added(values, egress=False):
+        values["sites"]["shop"] = {"image": "shop:1.0.0", "hostnames": ["shop.4lb.ca"], "port": 80,
+                                   "edgeSlot": 2, "egress": egress}
+    diff = diff_documents(document(), document(added), "swarm", "b", "h")
+    changed = {c.subject: c.kind for c in diff.containers}
+    # Prometheus's files roll with the new site's probe; the edge stays as it is
+    assert changed == {"shop": "added", "prometheus-config": "rolled"}, changed
+    assert not diff.networks
+    head = document(added)
+    assert head["containers"]["shop"]["networks"] == ["edge-slot-2"]
+    assert head["networks"]["edge-slot-2"]["internal"] is True
+    assert {f"edge-slot-{k}" for k in range(1, 9)} <= set(head["containers"]["traefik"]["networks"])
+
+    # a way out: a network of the site's own, the slot stays internal
+    out = document(lambda values: added(values, egress=True))
+    assert out["containers"]["shop"]["networks"] == ["edge-slot-2", "shop-out"]
+    assert out["networks"]["shop-out"]["internal"] is False
+
+    # more slots: a new network for the edge, which is replaced (deleted, then created)
+    def more(values):
+        values["swarm"]["edgeSlots"] = 9
+    by_subject = {c.subject: c for c in diff_documents(document(), document(more), "swarm", "b", "h").containers}
+    assert by_subject["traefik"].kind == "replaced" and "removed, then created again" in by_subject["traefik"].note
+
+
+@pytest.mark.parametrize("slot, wanted", [
+    (None, "fourlb:sites.shop.edgeSlot = (missing): required on a swarm: a slot of 1-8 (fourlb:swarm.edgeSlots), "
+           "one site each; free: 2, 3, 4, 5, 6, 7, 8"),
+    (1, "fourlb:sites.shop.edgeSlot = 1: allowed: a slot no other site takes (jsr-solutions-prod has it"),
+    (9, "fourlb:sites.shop.edgeSlot = 9: allowed: 1-8 (fourlb:swarm.edgeSlots); free: 2, 3"),
+])
+def test_a_swarm_site_needs_a_slot_of_its_own(slot, wanted):
     def added(values):
-        values["sites"]["shop"] = {"image": "shop:1.0.0", "hostnames": ["shop.4lb.ca"], "port": 80}
-    by_subject = {c.subject: c for c in diff_documents(document(), document(added), "swarm", "b", "h").containers}
-    assert by_subject["traefik"].kind == "replaced", by_subject["traefik"]
-    assert "removed, then created again" in by_subject["traefik"].note
-    assert by_subject["shop"].kind == "added"
+        values["sites"]["shop"] = {"image": "shop:1.0.0", "hostnames": ["shop.4lb.ca"],
+                                   **({"edgeSlot": slot} if slot else {})}
+    with pytest.raises(StackConfigError) as refused:
+        swarm(added)
+    assert wanted in str(refused.value)
 
 
 def test_services_are_deleted_before_replaced_and_secrets_created_first(swarm_run):
