@@ -162,7 +162,10 @@ class SwarmServiceResource(pulumi.ComponentResource):
                                                    protocol=p.protocol, publish_mode="host")
                 for p in container.published_ports] or None),
             # `pulumi up` waits until every task runs (healthy) or the update rolled back
-            converge_config=docker.ServiceConvergeConfigArgs(delay="2s", timeout=f"{HEALTH_WAIT_S}s"),
+            # (replicated services only: the provider refuses converge_config with a
+            # global mode, whose tasks `up` then does not wait for)
+            converge_config=docker.ServiceConvergeConfigArgs(delay="2s", timeout=f"{HEALTH_WAIT_S}s")
+            if service.mode != "global" else None,
             # a change the provider cannot update (plan.diff.SERVICE_REPLACING_FIELDS,
             # a new mode) replaces the service: its name is fixed and its ports are
             # the host's, so the old one must be gone before the new one is created

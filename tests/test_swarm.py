@@ -565,3 +565,13 @@ def test_a_service_declares_what_docker_reads_back_so_a_preview_after_up_is_empt
         task = plain(service.inputs)["taskSpec"]
         assert task["restartPolicy"] == {"condition": "any", "delay": "5s", "window": "0s", "maxAttempts": 0}
         assert task["placement"]["platforms"] == [{"os": "linux", "architecture": "amd64"}], service.name
+
+
+def test_up_waits_for_replicated_services_only(swarm_run, planned):
+    """The provider refuses converge_config beside a global mode ("mode.0.global:
+    conflicts with converge_config", found by the real engine)."""
+    for service in swarm_run.of_type(SERVICE):
+        inputs = plain(service.inputs)
+        is_global = planned.service(service.name).mode == "global"
+        assert ("convergeConfig" in inputs) is not is_global, service.name
+        assert ("global" in inputs["mode"]) is is_global, service.name

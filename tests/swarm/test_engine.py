@@ -104,6 +104,11 @@ def deployed(lab: Lab, pulumi_cli: Path, tmp_path_factory: pytest.TempPathFactor
                 f"{len(stack.resources())} resources in {took:.0f} s, {len(pushed)} images pulled by the "
                 "nodes from the lab registry; every route answers")
             yield deployed
+            # the lab is shared with the harness's suite (test_platform.py), which
+            # creates the same names: everything goes, as `pulumi destroy` does it
+            stack.destroy()
+            left = [s["Spec"]["Name"] for s in lab.manager.api("GET", "/services")]
+            assert not left, f"pulumi destroy left services: {left}"
         finally:
             images.remove_images(main)
 
