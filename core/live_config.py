@@ -57,6 +57,10 @@ class LiveConfig:
 # rules) finds them there. Temporary names end in .fourlb-new, which no service
 # reads (Traefik takes .yml/.yaml/.toml, Grafana .json, Prometheus named files).
 WRITER_SCRIPT = r"""set -eu
+# it then idles, as the container's PID 1, which ignores a signal it has no
+# handler for: without the trap a stop would wait out the grace period (and a
+# swarm service's removal, which waits that long at most, would fail)
+stay() { trap 'exit 0' TERM INT; sleep 2147483647 & wait $!; }
 if [ -n "${CHECK:-}" ]; then
   echo "checking: $CHECK"
   eval "$CHECK"
@@ -93,7 +97,7 @@ if [ -n "${MARKER:-}" ]; then
              "the previous ones are back, and this writer stays unhealthy" >&2
         install_from /tmp/previous
         [ -e "/tmp/previous/$MARKER" ] || rm -f "$TARGET/$MARKER"
-        exec sleep 2147483647
+        stay
       fi
       sleep 1
     done
@@ -109,7 +113,7 @@ if [ -n "${RELOAD_URL:-}" ]; then
 fi
 touch "$WRITTEN"
 echo "configuration in place"
-exec sleep 2147483647
+stay
 """
 
 

@@ -166,10 +166,10 @@ def declared_networks(containers: Iterable[Container], config: StackConfig, stac
             networks.append(Network(container.edge_network, internal=not container.egress,
                                     purpose=f"Traefik and {container.name}{way_out}"))
     if any(c.name == EDGE for c in containers):
-        takers = {c.edge_network: c.name for c in containers if c.role == "site"}
+        # one purpose whoever takes it: a network's label cannot change in place
         for slot in edge_slots(config):
-            networks.append(Network(slot, internal=True, purpose=f"Traefik and the client site {takers[slot]}"
-                                    if slot in takers else "Traefik, and a client site to come"))
+            networks.append(Network(slot, internal=True, purpose="Traefik and the client site that takes "
+                                    "this slot (fourlb:sites.<name>.edgeSlot)"))
     for container in containers:
         if container.role == "site" and site_egress_network(container.name) in container.networks:
             networks.append(Network(site_egress_network(container.name), internal=False,

@@ -321,9 +321,14 @@ def _network_kind(network: dict[str, Any]) -> str:
 
 
 def _network_change(name: str, before: dict[str, Any], after: dict[str, Any]) -> Optional[Change]:
-    if _network_kind(before) == _network_kind(after):
-        return None  # only the purpose text changed: nothing Docker sees
-    return Change(name, "changed", before=_network_kind(before), after=_network_kind(after))
+    """Docker changes no network in place: a new kind, or a new purpose (its label
+    fourlb.purpose), is a new network."""
+    if _network_kind(before) != _network_kind(after):
+        return Change(name, "changed", before=_network_kind(before), after=_network_kind(after))
+    if before.get("purpose") != after.get("purpose"):
+        return Change(name, "changed", before=before.get("purpose"), after=after.get("purpose"),
+                      note="its label fourlb.purpose: Docker makes it again")
+    return None
 
 
 def _short(value: Any) -> Optional[str]:

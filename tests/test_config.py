@@ -129,7 +129,7 @@ def test_unknown_setting_lists_the_known_ones():
     ({"rateLimits": {"default": {}}}, "fourlb:rateLimits.default = {}",
      "aiApiPerMinute, defaultPerMinute"),
     ({"sites": {"shop": {"image": "shop:1", "hostnames": ["shop.4lb.ca"], "colour": 1}}},
-     "fourlb:sites.shop.colour = 1", "bindMounts, contentSecurityPolicy, egress, env, followTag"),
+     "fourlb:sites.shop.colour = 1", "bindMounts, contentSecurityPolicy, edgeSlot, egress, env, followTag"),
     ({"routes": [{"hostname": "x.4lb.ca", "container": "grafana", "bad": 1}]},
      "fourlb:routes.0.bad = 1", "container, hostname, pathPrefix"),
     ({"sites": {"shop": {"image": "shop:1", "hostnames": ["shop.4lb.ca"],

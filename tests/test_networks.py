@@ -136,9 +136,11 @@ def test_the_plan_document_names_connected_networks_only_where_there_are_some():
 
 
 def test_on_a_swarm_the_edge_joins_every_network_as_a_service():
-    """A service's networks roll with its tasks (core.swarm): none is connected later,
-    so plan diff does not report a connection that the swarm engine never makes."""
+    """A service's networks are declared with it (core.swarm): none is connected later,
+    so plan diff does not report a connection that the swarm engine never makes. The
+    client sites' networks are the edge's slots, joined in advance."""
     _, plan = load_plan("swarm", PROJECT)
     traefik = plan.container("traefik")
-    assert "edge-jsr-solutions-prod" in traefik.networks
+    assert {f"edge-slot-{k}" for k in range(1, 9)} <= set(traefik.networks)
+    assert plan.container("jsr-solutions-prod").networks[0] == "edge-slot-1"
     assert traefik.connected_networks == () and traefik.created_on == traefik.networks

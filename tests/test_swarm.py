@@ -575,3 +575,16 @@ def test_up_waits_for_replicated_services_only(swarm_run, planned):
         is_global = planned.service(service.name).mode == "global"
         assert ("convergeConfig" in inputs) is not is_global, service.name
         assert ("global" in inputs["mode"]) is is_global, service.name
+
+
+def test_plan_diff_says_a_network_whose_purpose_changes_is_made_again():
+    """The purpose is the network's label fourlb.purpose, ForceNew in the provider's
+    schema: the real engine replaced a slot network whose purpose named its site."""
+    from plan.diff import diff_documents
+    from plan.document import plan_document
+    config = swarm_config()
+    base = plan_document(config, build_plan(config, "swarm"))
+    head = json.loads(json.dumps(base))
+    head["networks"]["edge-slot-2"]["purpose"] = "another purpose"
+    [change] = diff_documents(base, head, "swarm", "b", "h").networks
+    assert (change.subject, change.kind) == ("edge-slot-2", "changed") and "fourlb.purpose" in change.note
