@@ -16,6 +16,11 @@ from core.swarm import DIGEST, SwarmFile, SwarmService
 from .durations import service_duration
 from .service import HEALTH_WAIT_S, TMPFS_KIB, aliases, built_image, pulled_image, render
 
+# The provider's deletion of a service waits this long at most for each of its
+# containers on the manager to be removed, and fails past it: a shorter grace
+# period (a writer's 1 s) made `pulumi destroy` fail. A task that stops on
+# SIGTERM is gone well before.
+REMOVAL_WAIT_S = 10
 STOP_ON_FAILURE_MONITOR_S = 15  # how long a new task must stay up for an update to count
 # Docker cannot change a service's mode (swarmkit: "service mode change is not
 # allowed"). The provider's schema marks `mode` ForceNew as a whole block, which
@@ -132,7 +137,7 @@ class SwarmServiceResource(pulumi.ComponentResource):
                         tests=list(check.test), interval=service_duration(check.interval_s),
                         timeout=service_duration(check.timeout_s), retries=check.retries,
                         start_period=service_duration(check.start_period_s)) if check else None,
-                    stop_grace_period=service_duration(container.stop_grace_s),
+                    stop_grace_period=service_duration(max(container.stop_grace_s, REMOVAL_WAIT_S)),
                 ),
                 placement=docker.ServiceTaskSpecPlacementArgs(
                     constraints=list(service.constraints) or None,

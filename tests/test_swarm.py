@@ -588,3 +588,14 @@ def test_plan_diff_says_a_network_whose_purpose_changes_is_made_again():
     head["networks"]["edge-slot-2"]["purpose"] = "another purpose"
     [change] = diff_documents(base, head, "swarm", "b", "h").networks
     assert (change.subject, change.kind) == ("edge-slot-2", "changed") and "fourlb.purpose" in change.note
+
+
+def test_a_service_waits_long_enough_to_be_removed(swarm_run):
+    """The provider deletes a service, then waits its stop grace period at most for
+    the manager's containers of it to be removed, and fails past it: the real
+    engine's `pulumi destroy` failed on a writer's 1 s."""
+    from components.durations import service_duration
+    from components.swarm import REMOVAL_WAIT_S
+    for service in swarm_run.of_type(SERVICE):
+        grace = plain(service.inputs)["taskSpec"]["containerSpec"]["stopGracePeriod"]
+        assert grace in {service_duration(s) for s in range(REMOVAL_WAIT_S, 121)}, (service.name, grace)
