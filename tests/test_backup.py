@@ -886,3 +886,60 @@ def test_row_counts_are_taken_in_the_snapshot_the_dump_holds(scratch, source_db,
     restored = int(target_db.sql("busy_restored", "SELECT count(*) FROM events"))
     assert int(recorded["public.events"]) == restored
     assert 500 <= restored < after  # the writer kept going during the dump
+
+
+# --- a swarm: one backup per node role, one repository --------------------------------
+
+NODES = ("backup-data", "backup-ai")
+
+
+def node_backup_container(name: str) -> Container:
+    """A node's backup of the swarm stack, uploading off-site."""
+    values = json.loads(json.dumps(StackFile("swarm", PROJECT).values))
+    values["backup"] = {"remote": {"endpoint": "https://s3.example.com", "bucket": "fourlb-nodes"}}
+    return build_plan(parse_stack_config("swarm", values), "swarm").container(name)
+
+
+def archived_volumes(container: Container) -> list[str]:
+    return sorted(m.volume for m in container.mounts if m.target.startswith("/volumes/"))
+
+
+@pytest.fixture(scope="module")
+def node_drill(scratch) -> tuple[dict[str, BackupRoot], str]:
+    """The data node's and the AI node's backups, each run once into one
+    repository; each node's volumes hold files that name the node."""
+    if shutil.which("restic") is None:
+        pytest.skip("restic is not installed (Debian package: restic)")
+    # a repository both reach, as they reach the bucket (the swarm stack's S3 is not here)
+    repository = f"local:{scratch / 'nodes-repository'}"
+    boxes = {}
+    for name in NODES:
+        container = node_backup_container(name)
+        box = BackupRoot(scratch / name, container, None)
+        box.set(RESTIC_REPOSITORY=repository, PGHOST="")  # volumes only: no database here
+        for volume in archived_volumes(container):
+            (box.dir("VOLUMES_DIR") / volume).mkdir()
+            (box.dir("VOLUMES_DIR") / volume / "owner").write_text(f"{name}'s {volume}\n")
+        ok(box.run("run"))
+        boxes[name] = box
+    return boxes, repository
+
+
+def test_each_nodes_restore_finds_its_own_nodes_snapshot(node_drill):
+    boxes, _ = node_drill
+    for name, box in boxes.items():
+        (run,) = box.runs()
+        lost = box.root / "lost"
+        shutil.move(box.dir("BACKUP_DIR") / run, lost)
+        try:
+            ok(box.run("fetch-remote", "latest", box.at("/fetched")))
+            fetched = box.path("/fetched") / run
+            assert sorted(p.name for p in fetched.iterdir()) == sorted(p.name for p in lost.iterdir())
+            for volume in archived_volumes(node_backup_container(name)):
+                target = box.at(f"/restored/{volume}")
+                ok(box.run("restore-volume", box.at(f"/fetched/{run}/volume-{volume}.tar.gz"), target))
+                assert (Path(target) / "owner").read_text() == f"{name}'s {volume}\n"
+        finally:
+            shutil.move(lost, box.dir("BACKUP_DIR") / run)
+    listed = ok(boxes["backup-data"].run("list")).stdout
+    assert "4lb.ca/data" in listed and "4lb.ca/ai" not in listed
