@@ -30,9 +30,10 @@ declares exactly that.
   edge node address. Each Traefik obtains its own certificates: with more than
   one edge address, only a DNS challenge can prove a hostname (_acme_problems).
 - A named volume is local to the node of the task that mounts it, so each one
-  is held by one node role (`volume_holders`, the rule), and that node's own
-  backup archives it (core.backup); where a service keeps volumes on each node
-  of its role (the edge), each of those nodes runs the role's backup.
+  is held by one node role (`volume_holders`, the rule): every service that
+  mounts it runs there, and that node's own backup archives it (core.backup);
+  where a service keeps volumes on each node of its role (the edge), each of
+  those nodes runs the role's backup.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ def swarm_plan(config: StackConfig, plan: Plan) -> SwarmPlan:
     problems: list[Problem] = _acme_problems(config)
     kept_on_each_node = roles_kept_on_each_node(plan.containers, config)
     services = tuple(_service(c, config, problems, kept_on_each_node) for c in plan.containers)
+    problems += volume_problems(plan.containers, config)
     known = {c.name for c in plan.containers}
     for name in sorted(set(config.swarm.nodes) | set(config.swarm.replicas)):
         if name not in known:
@@ -303,9 +305,26 @@ def _moved(container: Container, config: StackConfig) -> bool:
 def volume_holders(containers: Iterable[Container], config: StackConfig) -> dict[str, str]:
     """Each volume held by one node role -> that node role. A volume whose services
     disagree goes to the role most of them were placed on by their kind (a service
-    moved by fourlb:swarm.nodes is the one that left its data)."""
+    moved by fourlb:swarm.nodes is the one that left its data); `volume_problems`
+    refuses the disagreement."""
     return {volume: _holder(roles, moved)
             for volume, (roles, moved) in _mounting_services(containers, config).items()}
+
+
+def volume_problems(containers: Iterable[Container], config: StackConfig) -> list[Problem]:
+    """One problem per service that mounts a volume another node role holds."""
+    problems = []
+    for volume, (roles, moved) in sorted(_mounting_services(containers, config).items()):
+        holder = _holder(roles, moved)
+        keepers = ", ".join(sorted(name for name, role in roles.items() if role == holder))
+        for name, role in sorted(roles.items()):
+            if role != holder:
+                problems.append(Problem(
+                    f"fourlb:swarm.nodes.{name}", role,
+                    f"allowed: {holder!r}, the node role that holds {volume} (mounted there by "
+                    f"{keepers}); a volume is local to its node, so every service that mounts "
+                    "it runs on one node role"))
+    return problems
 
 
 def _mounting_services(containers: Iterable[Container], config: StackConfig

@@ -111,6 +111,16 @@ def test_a_moved_service_takes_the_backup_of_its_volume_along():
     assert "backup-ai" not in backups(planned(moved(open_webui="data", code_server="data")))
 
 
+def test_a_volume_mounted_from_two_node_roles_is_refused_naming_the_setting():
+    # CrowdSec reads the access log Traefik writes on the edge node
+    with pytest.raises(StackConfigError) as refused:
+        planned(moved(crowdsec="data"))
+    assert [str(p) for p in refused.value.problems] == [
+        "fourlb:swarm.nodes.crowdsec = 'data': allowed: 'edge', the node role that holds "
+        "traefik_logs (mounted there by backup-edge, traefik); a volume is local to its node, "
+        "so every service that mounts it runs on one node role"]
+
+
 def test_a_nodes_backup_is_placed_by_its_volumes_and_no_setting():
     with pytest.raises(StackConfigError) as refused:
         planned(moved(backup_edge="data"))
