@@ -42,6 +42,12 @@ ACCESS_LOG_VOLUME = "traefik_logs"
 ACCESS_LOG_DIR = "/traefik-logs"
 ACCESS_LOG_MAX_BYTES = 50 * 1024 * 1024
 SCRIPTS_DIR = "/opt/backup"
+# On a swarm the nodes' backups share one repository at one hour, and restic's
+# forget --prune locks it for itself: the nodes' crontabs put this directory
+# first in PATH, where a restic that waits for another node's lock is
+# (backup/restic-when-unlocked)
+WAITING_RESTIC_SOURCE = "restic-when-unlocked"
+WAITING_RESTIC_DIR = f"{SCRIPTS_DIR}/when-unlocked"
 CONFIG_FILE = "/etc/backup/backup.env"  # the scripts' default BACKUP_CONFIG
 PGPASS_FILE = "/etc/backup/pgpass"
 RESTIC_PASSWORD_FILE = "/etc/backup/restic-password"
@@ -224,10 +230,18 @@ def settings_file(values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def waits_for_other_nodes(scope: BackupScope, config: StackConfig) -> bool:
+    """A node's backup of a swarm that uploads: it shares the repository with the
+    other nodes' backups, which run at the same hour."""
+    return scope.node_role is not None and restic_repository(config) is not None
+
+
 def crontab(scope: BackupScope, config: StackConfig) -> str:
     # crond is PID 1: its output is `docker logs backup`
     output = ">/proc/1/fd/1 2>/proc/1/fd/2"
-    lines = [f"{config.backup.schedule} {SCRIPTS_DIR}/run {output}"]
+    # busybox crond runs each line with sh and its own PATH
+    path = f"PATH={WAITING_RESTIC_DIR}:$PATH " if waits_for_other_nodes(scope, config) else ""
+    lines = [f"{config.backup.schedule} {path}{SCRIPTS_DIR}/run {output}"]
     if scope.rotates_access_log:
         lines.append(f"*/5 * * * * ACCESS_LOG={ACCESS_LOG_DIR}/access.log "
                      f"ACCESS_LOG_MAX_BYTES={ACCESS_LOG_MAX_BYTES} {SCRIPTS_DIR}/rotate-access-log {output}")
@@ -312,4 +326,7 @@ def backup_files(scope: BackupScope, containers: list[Container],
                               f"{POSTGRES_USER}:{secret('postgres-password')}\n", mode="0400"))
     if "RESTIC_REPOSITORY" in values:
         uploads.append(Upload(RESTIC_PASSWORD_FILE, secret("backup-restic-password"), mode="0400"))
+    if waits_for_other_nodes(scope, config):
+        uploads.append(Upload(f"{WAITING_RESTIC_DIR}/restic",
+                              (SCRIPTS_SOURCE / WAITING_RESTIC_SOURCE).read_text(), mode="0755"))
     return tuple(uploads)

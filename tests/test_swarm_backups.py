@@ -14,7 +14,7 @@ import pytest
 
 from config import StackConfigError, parse_stack_config
 from config.loading import StackFile
-from core.backup import ACCESS_LOG_DIR
+from core.backup import ACCESS_LOG_DIR, WAITING_RESTIC_DIR
 from core.build import build_plan
 from core.catalog import NOT_SNAPSHOTTED, PER_NODE_VOLUMES
 from core.swarm import SwarmPlan, SwarmService, swarm_plan
@@ -197,7 +197,12 @@ def test_every_nodes_backup_shares_schedule_and_repository_under_a_snapshot_host
         "backup-edge": "4lb.ca/edge/{{.Node.Hostname}}", "backup-data": "4lb.ca/data",
         "backup-ai": "4lb.ca/ai"}
     runs = {file_of(s, "/etc/crontabs/root").splitlines()[0] for s in found.values()}
-    assert runs == {"15 3 * * * /opt/backup/run >/proc/1/fd/1 2>/proc/1/fd/2"}
+    # one schedule, and restic waits for another node's lock on the shared repository
+    assert runs == {f"15 3 * * * PATH={WAITING_RESTIC_DIR}:$PATH /opt/backup/run "
+                    ">/proc/1/fd/1 2>/proc/1/fd/2"}
+    for service in found.values():
+        waiting = next(f for f in service.files if f.target == f"{WAITING_RESTIC_DIR}/restic")
+        assert waiting.mode == "0755" and not waiting.secret
 
 
 def test_the_backups_secrets_reach_every_nodes_backup_as_secret_files():
@@ -246,6 +251,8 @@ def test_one_host_keeps_its_one_backup():
     assert (backup.name, backup.node_role) == ("backup", None)
     uploads = {u.path: u.content for u in backup.uploads}
     assert "BACKUP_HOST='4lb.ca'\n" in uploads["/etc/backup/backup.env"]
+    assert not any(path.startswith(WAITING_RESTIC_DIR) for path in uploads)
+    assert "PATH=" not in uploads["/etc/crontabs/root"]
     assert "rotate-access-log" in uploads["/etc/crontabs/root"]
     used = {m.volume for c in plan.containers if c.role != "backup" for m in c.mounts if m.volume}
     assert {m.volume for m in backup.mounts if m.read_only} == used - set(NOT_SNAPSHOTTED)
