@@ -18,6 +18,8 @@ from core.backup import ACCESS_LOG_DIR, WAITING_RESTIC_DIR
 from core.build import build_plan
 from core.catalog import NOT_SNAPSHOTTED, PER_NODE_VOLUMES
 from core.swarm import SwarmPlan, SwarmService, swarm_plan
+from plan.document import plan_document
+from plan.render import plan_markdown
 from tests.mocks import PROVIDED_PREFIX, plain
 from tests.plans import prod_plan
 
@@ -256,3 +258,18 @@ def test_one_host_keeps_its_one_backup():
     assert "rotate-access-log" in uploads["/etc/crontabs/root"]
     used = {m.volume for c in plan.containers if c.role != "backup" for m in c.mounts if m.volume}
     assert {m.volume for m in backup.mounts if m.read_only} == used - set(NOT_SNAPSHOTTED)
+    assert "backups" not in plan_document(parse_stack_config("prod", StackFile("prod").values), plan)
+
+
+def test_the_plan_shows_each_nodes_backup():
+    config = parse_stack_config("swarm", swarm_values())
+    document = plan_document(config, build_plan(config, "swarm"))
+    assert document["backups"]["backup-edge"] == {
+        "node": "edge", "on_each_node": True,
+        "archives": ["crowdsec_config", "crowdsec_data", "traefik_certs"],
+        "dumps_databases": False, "rotates_access_log": True,
+        "repository": None, "snapshot_host": "4lb.ca/edge/{{.Node.Hostname}}"}
+    assert document["backups"]["backup-data"]["dumps_databases"]
+    page = plan_markdown(document)
+    assert "## Backups per node" in page
+    assert "| `backup-ai` | ai | `code_server_data`, `open_webui_data` | no | no | `4lb.ca/ai` |" in page
