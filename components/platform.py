@@ -39,9 +39,10 @@ def deploy(plan: Plan, swarm: Optional[SwarmPlan] = None) -> None:
         # a volume is local to the node its service is pinned to: the task's mount
         # makes it there (core.swarm), so no volume resource on the manager
         networks = Networks("networks", plan.networks, driver="overlay")
+        built: dict[str, pulumi.Output[str]] = {}  # each image the program builds, once
         declared = {s.container.name: SwarmServiceResource(
             s, secrets=secrets.values, networks=networks.ids, endpoint_mode=swarm.endpoint_mode,
-            platform=swarm.platform)
+            platform=swarm.platform, built=built)
             for s in swarm.services}
         names = {name: s.service.name for name, s in declared.items()}
         records = swarm.dns_records

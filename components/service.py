@@ -69,12 +69,14 @@ def docker_name(container: Container, image_id: pulumi.Input[str],
     return pulumi.Output.concat(container.name, "-", suffix.hex)
 
 
-def built_image(container: Container, opts: pulumi.ResourceOptions, *, push: bool) -> docker.Image:
+def built_image(container: Container, opts: pulumi.ResourceOptions, *, push: bool,
+                name: Optional[str] = None) -> docker.Image:
     """The image built from the project; pushed to the registry its name starts
-    with when `push` (a swarm's nodes pull it), else kept on the host."""
+    with when `push` (a swarm's nodes pull it), else kept on the host. `name`: the
+    resource's, when not the container's (one build several services run)."""
     assert container.build_context
     return docker.Image(
-        container.name,
+        name or container.name,
         image_name=container.image,
         # the host's CPU: the provider would build for the deployer's
         build=docker.DockerBuildArgs(context=str(PROJECT_DIR / container.build_context),

@@ -60,20 +60,27 @@ def _secret_name(file: SwarmFile, secrets: Mapping[str, pulumi.Output[str]]) -> 
         lambda text: f"{file.name}-{hashlib.sha256(text.encode()).hexdigest()[:DIGEST]}"))
 
 
-def task_image(service: SwarmService, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+def task_image(service: SwarmService, opts: pulumi.ResourceOptions,
+               built: dict[str, pulumi.Output[str]]) -> pulumi.Output[str]:
     """The image a task names: `name@sha256:...`, the digest the registry gave the
     manager. Any node pulls that reference (it never pulls a local image ID), and a
     new digest is a new task spec: the service rolls to it. A built image is pushed
-    to the stack's registry first (core.swarm)."""
+    to the stack's registry first (core.swarm), by the first service that runs it:
+    `built` holds the digests of the builds declared so far, by build name, so the
+    services that share one (the nodes' backups) run the very same image."""
     container = service.container
     if container.build_context:
-        return built_image(container, opts, push=True).repo_digest
+        if service.build_name not in built:
+            built[service.build_name] = built_image(
+                container, opts, push=True, name=service.build_name).repo_digest
+        return built[service.build_name]
     return pulled_image(container, opts).repo_digest
 
 
 class SwarmServiceResource(pulumi.ComponentResource):
     def __init__(self, service: SwarmService, *, secrets: Mapping[str, pulumi.Output[str]],
                  networks: Mapping[str, pulumi.Input[str]], endpoint_mode: str, platform: str,
+                 built: dict[str, pulumi.Output[str]],
                  opts: Optional[pulumi.ResourceOptions] = None):
         container = service.container
         super().__init__("fourlb:swarm:Service", container.name, None, opts)
@@ -110,7 +117,7 @@ class SwarmServiceResource(pulumi.ComponentResource):
             labels=[docker.ServiceLabelArgs(label=k, value=v) for k, v in container.labels],
             task_spec=docker.ServiceTaskSpecArgs(
                 container_spec=docker.ServiceTaskSpecContainerSpecArgs(
-                    image=task_image(service, child),
+                    image=task_image(service, child, built),
                     env=dict(container.env) or None,
                     commands=list(container.entrypoint) or None,
                     args=list(container.command) or None,

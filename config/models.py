@@ -247,9 +247,10 @@ def public_ipv4(value: str) -> str:
 NodeRole = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
 # where each kind of service runs by default (catalog roles -> node label
 # fourlb.role): the edge on the edge nodes, the data and what keeps state beside
-# it on the data node, the AI services and the code-server on the AI node
-DEFAULT_PLACEMENT = {"edge": "edge", "data": "data", "monitoring": "data", "backup": "data",
-                     "ai": "ai", "tools": "ai"}
+# it on the data node, the AI services and the code-server on the AI node. The
+# backup is no kind here: each node role that holds data runs its own
+# (core.backup), where the data is.
+DEFAULT_PLACEMENT = {"edge": "edge", "data": "data", "monitoring": "data", "ai": "ai", "tools": "ai"}
 
 
 class SwarmSettings(_Model):
@@ -259,13 +260,17 @@ class SwarmSettings(_Model):
     # the public address of each edge node (fourlb.role=edge): one A record per
     # address and hostname. May be unset while planning; a deployment needs them.
     edge_addresses: list[str] = Field(default_factory=list)
-    # kind of service (edge, data, monitoring, backup, ai, tools) -> node role;
+    # kind of service (edge, data, monitoring, ai, tools) -> node role;
     # sites run on any node unless a container's own entry says otherwise
     placement: dict[str, NodeRole] = Field(default_factory=lambda: dict(DEFAULT_PLACEMENT))
 
     @field_validator("placement")
     @classmethod
     def _known_kinds(cls, value: dict[str, str]) -> dict[str, str]:
+        if "backup" in value:
+            raise ValueError("allowed: a kind of service: " + ", ".join(sorted(DEFAULT_PLACEMENT))
+                             + "; backup is none: each node role that holds data runs its own "
+                             "backup (backup-<node role>), where the volumes it reads are")
         unknown = sorted(set(value) - set(DEFAULT_PLACEMENT))
         if unknown:
             raise ValueError(f"{', '.join(unknown)}: allowed: a kind of service: "

@@ -86,7 +86,7 @@ def build_plan(config: StackConfig, stack: str, served_stacks: Iterable[str] = (
         problems.add(key, value, allowed)
     problems.raise_if_any()
 
-    containers = backup.with_backup_mounts(containers)
+    containers = backup.with_backups(containers, config)
     containers = _with_generated_files(containers, config, stack)
     containers = start_scripts.with_start_scripts(
         containers, {**passwords.START_SCRIPTS, **bouncer_key.START_SCRIPTS})
@@ -374,7 +374,7 @@ def _with_generated_files(containers: list[Container], config: StackConfig,
         "prometheus": lambda: monitoring.prometheus_files(containers, config, stack),
         "alertmanager": lambda: monitoring.alertmanager_files(config),
         "grafana": lambda: monitoring.grafana_files(containers, config),
-        "backup": lambda: backup.backup_files(containers, config),
+        # the backups' files: core.backup.with_backups, which makes each backup
     }
     for name, generate in generators.items():
         if name in by_name:

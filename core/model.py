@@ -194,6 +194,10 @@ class Container:
     extra_hosts: tuple[tuple[str, str], ...] = ()
     # Docker's --gpus ("all", "device=0,2"): the host's GPUs it may use
     gpus: Optional[str] = None
+    # on a swarm, the node role its tasks run on whatever fourlb:swarm says: set by
+    # the plan for a container that exists because of that node (a node's own
+    # backup, core.backup, reads the volumes only that node has)
+    node_role: Optional[str] = None
 
     @property
     def created_on(self) -> tuple[str, ...]:

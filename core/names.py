@@ -3,33 +3,40 @@
 A site's container is named after the site, its network with Traefik after it
 too (core.networks), and the shared network after `sharedNetwork`. The program
 names its own containers (the platform services, their configuration writers
-`<service>-config`) and networks (the catalog's, each routed service's
-`edge-<service>`, each served sites stack's `edge-stack-<stack>`). Two things of
-one name are one thing to Docker and to the plan's lookups: a site called
-`traefik-config` would take the place of Traefik's writer and leave Traefik
-without its middlewares, a site called `stack-dev` would share dev's network. So
-a clash is refused, naming the setting and what already has that name.
+`<service>-config`, on a swarm each node role's backup `backup-<role>`) and
+networks (the catalog's, each routed service's `edge-<service>`, each served
+sites stack's `edge-stack-<stack>`). Two things of one name are one thing to
+Docker and to the plan's lookups: a site called `traefik-config` would take the
+place of Traefik's writer and leave Traefik without its middlewares, a site
+called `stack-dev` would share dev's network. So a clash is refused, naming the
+setting and what already has that name.
 (Volumes: core.build._volumes.)
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 from config.models import StackConfig
 
 from . import catalog
+from .backup import node_backup_name
 from .live_config import writer_name
 from .networks import edge_network, stack_edge_network
 
 Problem = tuple[str, str, str]  # (setting key, its value, what is allowed)
 
 
-def program_containers() -> dict[str, str]:
-    """Container name -> what it is, for every container the program names."""
+def program_containers(config: Optional[StackConfig] = None) -> dict[str, str]:
+    """Container name -> what it is, for every container the program names (with
+    `config` on a swarm, each node role's backup it may run, core.backup)."""
     names = {spec.name: f"the platform service {spec.name}" for spec in catalog.PLATFORM_SERVICES}
     names.update({writer_name(spec.name): f"the writer of {spec.name}'s files"
                   for spec in catalog.PLATFORM_SERVICES if spec.live_config})
+    if config is not None and config.swarm is not None:
+        roles = set(config.swarm.placement.values()) | set(config.swarm.nodes.values())
+        names.update({node_backup_name(role): f"the backup of the node role {role}"
+                      for role in sorted(roles)})
     return names
 
 
@@ -47,7 +54,7 @@ def program_networks(served_stacks: Iterable[str]) -> dict[str, str]:
 def clashes(config: StackConfig, stack: str, served_stacks: Iterable[str]) -> list[Problem]:
     served_stacks = tuple(served_stacks)
     problems: list[Problem] = []
-    containers = program_containers()
+    containers = program_containers(config)
     networks = program_networks(served_stacks)
     if config.role == "sites":
         networks[stack_edge_network(stack)] = "this stack's network with the edge"

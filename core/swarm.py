@@ -29,6 +29,11 @@ declares exactly that.
   on the edge nodes, one Traefik on each; every hostname gets one A record per
   edge node address. Each Traefik obtains its own certificates: with more than
   one edge address, only a DNS challenge can prove a hostname (_acme_problems).
+- A named volume is local to the node of the task that mounts it, so each one
+  is held by one node role (`volume_holders`, the rule): every service that
+  mounts it runs there, and that node's own backup archives it (core.backup);
+  where a service keeps volumes on each node of its role (the edge), each of
+  those nodes runs the role's backup.
 """
 
 from __future__ import annotations
@@ -36,13 +41,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, replace
-from typing import Literal, Optional
+from typing import Iterable, Literal, Optional
 
 from config.errors import Problem, StackConfigError
 from config.models import StackConfig
 
 from . import catalog
-from .catalog import EVERY_NODE, ServiceSpec
+from .catalog import EVERY_NODE, ITS_NODES, OnEachNode, ServiceSpec
 from .live_config import WRITER_SUFFIX
 from .model import Container, DnsRecord, Plan, Upload, secret_names_in
 from .traefik import SWARM_REFRESH_S
@@ -102,6 +107,16 @@ class SwarmService:
     def update_delay_s(self) -> int:
         return UPDATE_DELAY_S if self.container.routes and not self.stateful else 0
 
+    @property
+    def build_name(self) -> str:
+        """The name of the image build its task runs (with a build context): a
+        node's own copy of a service (a node's backup, `<service>-<node role>`)
+        runs that service's image, built and pushed once for every node."""
+        container = self.container
+        if container.node_role:
+            return container.name.removesuffix(f"-{container.node_role}")
+        return container.name
+
 
 @dataclass(frozen=True)
 class SwarmPlan:
@@ -123,7 +138,9 @@ class SwarmPlan:
 def swarm_plan(config: StackConfig, plan: Plan) -> SwarmPlan:
     assert config.swarm is not None, "engine swarm needs fourlb:swarm"
     problems: list[Problem] = _acme_problems(config)
-    services = tuple(_service(c, config, problems) for c in plan.containers)
+    kept_on_each_node = roles_kept_on_each_node(plan.containers, config)
+    services = tuple(_service(c, config, problems, kept_on_each_node) for c in plan.containers)
+    problems += volume_problems(plan.containers, config)
     known = {c.name for c in plan.containers}
     for name in sorted(set(config.swarm.nodes) | set(config.swarm.replicas)):
         if name not in known:
@@ -154,13 +171,14 @@ def _acme_problems(config: StackConfig) -> list[Problem]:
         "Traefik than the one that asked; or keep http with one edge address"))]
 
 
-def _service(container: Container, config: StackConfig, problems: list[Problem]) -> SwarmService:
+def _service(container: Container, config: StackConfig, problems: list[Problem],
+             kept_on_each_node: set[str]) -> SwarmService:
     swarm = config.swarm
     assert swarm is not None
     stateful = any(m.volume for m in container.mounts) or container.update_order == "stop-first"
     spec = _spec_of(container)
-    on_each_node = spec.on_each_node if spec else None
-    node_role = swarm.nodes.get(container.name, _default_role(container, spec, config))
+    on_each_node = _on_each_node(container, spec, kept_on_each_node)
+    node_role = node_role_of(container, config)
     replicas = None if on_each_node else swarm.replicas.get(
         container.name, DEFAULT_SITE_REPLICAS if container.role == "site" else 1)
     key = f"fourlb:swarm.nodes.{container.name}"
@@ -169,6 +187,10 @@ def _service(container: Container, config: StackConfig, problems: list[Problem])
         problems.append(Problem(f"fourlb:swarm.replicas.{container.name}", swarm.replicas[container.name],
                                 f"allowed: unset; {container.name} runs one task on each {where} "
                                 "(global mode)"))
+    if container.node_role and container.name in swarm.nodes:
+        problems.append(Problem(key, swarm.nodes[container.name],
+                                f"allowed: unset; {container.name} runs on node role "
+                                f"{container.node_role!r} because it reads the volumes held there"))
     if stateful and node_role is None and not on_each_node:
         problems.append(Problem(key, None, f"required: {container.name} keeps data on its node "
                                 "(a volume, or one writer at a time); name the node role that holds it"))
@@ -213,7 +235,6 @@ def _pushed(container: Container, registry: Optional[str], problems: list[Proble
     return replace(container, image=f"{registry}/{container.image}")
 
 
-
 def _spec_of(container: Container) -> Optional[ServiceSpec]:
     """The catalog entry of a platform service, or of the service whose files a
     writer writes (core.live_config); None for a site."""
@@ -232,6 +253,106 @@ def _default_role(container: Container, spec: Optional[ServiceSpec], config: Sta
         return None
     default = swarm.placement.get(spec.role)
     return swarm.nodes.get(spec.name, default) if spec.name != container.name else default
+
+
+def node_role_of(container: Container, config: StackConfig) -> Optional[str]:
+    """The node role a container's tasks run on (None: any node): a node's own
+    container's (core.backup), its entry in fourlb:swarm.nodes, or its default."""
+    if container.node_role:
+        return container.node_role
+    assert config.swarm is not None
+    return config.swarm.nodes.get(container.name, _default_role(container, _spec_of(container), config))
+
+
+def _on_each_node(container: Container, spec: Optional[ServiceSpec],
+                  kept_on_each_node: set[str]) -> Optional[OnEachNode]:
+    """The catalog's word; a node's own container (a node's backup) runs on each
+    node of its role where a service keeps volumes on each of them."""
+    if spec is not None:
+        return spec.on_each_node
+    return ITS_NODES if container.node_role in kept_on_each_node else None
+
+
+def roles_kept_on_each_node(containers: Iterable[Container], config: StackConfig) -> set[str]:
+    """The node roles where a service keeps volumes on each of the role's nodes
+    (one task per node: the edge's Traefik, catalog.ITS_NODES): every node of such
+    a role holds data of its own."""
+    roles = set()
+    for container in containers:
+        spec = _spec_of(container)
+        role = node_role_of(container, config)
+        if spec and spec.on_each_node == ITS_NODES and role and any(m.volume for m in container.mounts):
+            roles.add(role)
+    return roles
+
+
+def _moved(container: Container, config: StackConfig) -> bool:
+    """Placed by its own entry in fourlb:swarm.nodes (or its service's, for a
+    writer), not by its kind."""
+    assert config.swarm is not None
+    spec = _spec_of(container)
+    return container.name in config.swarm.nodes or (spec is not None and spec.name in config.swarm.nodes)
+
+
+# The rule of volumes on a swarm. A named volume lives on the node of the task
+# that mounts it: two services on two node roles that mount one name get two
+# volumes, one of them empty. So every named volume is mounted by services of
+# one node role only, the role that holds it: where the placement puts the
+# services that keep data in it. Each node's backup archives the volumes its
+# node role holds (core.backup). The backup's own volumes are the exception: each
+# node with a backup has its own (catalog.PER_NODE_VOLUMES).
+
+def volume_holders(containers: Iterable[Container], config: StackConfig) -> dict[str, str]:
+    """Each volume held by one node role -> that node role. A volume whose services
+    disagree goes to the role most of them were placed on by their kind (a service
+    moved by fourlb:swarm.nodes is the one that left its data); `volume_problems`
+    refuses the disagreement."""
+    return {volume: _holder(roles, moved)
+            for volume, (roles, moved) in _mounting_services(containers, config).items()}
+
+
+def volume_problems(containers: Iterable[Container], config: StackConfig) -> list[Problem]:
+    """One problem per service that mounts a volume another node role holds."""
+    problems = []
+    for volume, (roles, moved) in sorted(_mounting_services(containers, config).items()):
+        holder = _holder(roles, moved)
+        keepers = ", ".join(sorted(name for name, role in roles.items() if role == holder))
+        for name, role in sorted(roles.items()):
+            if role != holder:
+                problems.append(Problem(
+                    f"fourlb:swarm.nodes.{name}", role,
+                    f"allowed: {holder!r}, the node role that holds {volume} (mounted there by "
+                    f"{keepers}); a volume is local to its node, so every service that mounts "
+                    "it runs on one node role"))
+    return problems
+
+
+def _mounting_services(containers: Iterable[Container], config: StackConfig
+                       ) -> dict[str, tuple[dict[str, str], set[str]]]:
+    """Volume -> ({service: its node role}, the services moved by a setting), for
+    the volumes one node role must hold; services on no node role yet are left
+    out (`_service` refuses a stateful one without a role)."""
+    found: dict[str, tuple[dict[str, str], set[str]]] = {}
+    for container in containers:
+        role = node_role_of(container, config)
+        if role is None:
+            continue
+        for volume in {m.volume for m in container.mounts if m.volume}:
+            if volume in catalog.PER_NODE_VOLUMES:
+                continue
+            roles, moved = found.setdefault(volume, ({}, set()))
+            roles[container.name] = role
+            if _moved(container, config):
+                moved.add(container.name)
+    return found
+
+
+def _holder(roles: dict[str, str], moved: set[str]) -> str:
+    """The node role most of a volume's services are on, counting those a setting
+    moved only when all were; a tie goes to the first role by name, whatever the
+    order of the plan."""
+    placed = [role for name, role in roles.items() if name not in moved] or list(roles.values())
+    return max(sorted(set(placed)), key=placed.count)
 
 
 def _env_without_secrets(container: Container) -> tuple[tuple[tuple[str, str], ...], tuple[Upload, ...]]:

@@ -285,7 +285,7 @@ NOT_REPLACING_FIELDS = frozenset({
 })
 # Fields added to Container after the names were first drawn: they count only
 # once set, so that a new field left at its default renames (replaces) nothing.
-DIGESTED_ONCE_SET = frozenset({"extra_hosts", "gpus"})
+DIGESTED_ONCE_SET = frozenset({"extra_hosts", "gpus", "node_role"})
 
 
 def instance_suffix(container: Container, salt: Iterable[Any] = ()) -> str:

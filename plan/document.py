@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional
 from config import NAMESPACE
 from config.loading import StackFile
 from config.models import StackConfig
+from core.backup import backup_scopes, restic_repository, snapshot_host
 from core.edge import edge_owner
 from core.catalog import GENERATED_VOLUMES
 from core.model import SELF_HEADERS, Container, Plan, Route
@@ -79,7 +80,8 @@ def plan_document(config: StackConfig, plan: Plan,
         "volumes": _volumes(plan),
         "secrets": sorted(s.name for s in plan.secrets),
         "reached_by": _reached_by(plan),
-        **({"swarm": _swarm(config, plan)} if config.engine == "swarm" else {}),
+        **({"swarm": _swarm(config, plan),
+            "backups": _backups(config, plan)} if config.engine == "swarm" else {}),
         **({"ollama": _ollama(config, plan)} if config.role == "platform" else {}),
     }
 
@@ -110,6 +112,17 @@ def _swarm(config: StackConfig, plan: Plan) -> dict[str, Any]:
         "files": {f.target: {"name": f.name, "secret": f.secret} for f in s.files},
         **({"hostname": s.hostname} if s.hostname else {}),
     } for s in swarm.services}
+
+
+def _backups(config: StackConfig, plan: Plan) -> dict[str, Any]:
+    """Each node's backup (core.backup): what it looks after, and under which
+    snapshot host of the repository it keeps its runs."""
+    return {scope.name: {
+        "node": scope.node_role, "archives": list(scope.archived),
+        "on_each_node": scope.on_each_node,
+        "dumps_databases": scope.dumps_databases, "rotates_access_log": scope.rotates_access_log,
+        "repository": restic_repository(config), "snapshot_host": snapshot_host(scope, config),
+    } for scope in backup_scopes(plan.containers, config)}
 
 
 def _routes(config: StackConfig, plan: Plan) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ def plan_markdown(document: dict[str, Any]) -> str:
     if "ollama" in document:
         sections += (("Ollama", _ollama),)
     if "swarm" in document:
-        sections += (("Swarm placement", _swarm),)
+        sections += (("Swarm placement", _swarm), ("Backups per node", _backups))
     for title, render in sections:
         lines += ["", f"## {title}", ""] + render(document)
     return "\n".join(lines) + "\n"
@@ -152,3 +152,21 @@ def _keeps_data(service: dict[str, Any]) -> str:
     if _is_global(service):
         return "yes (each task its own node's volume)"
     return "yes (pinned: its volume is on that node)"
+
+
+def _backups(document: dict[str, Any]) -> list[str]:
+    backups = document.get("backups", {})
+    if not backups:
+        return ["_none_: this stack runs no backup"]
+    rows = [(code(name), b["node"] + (", each of its nodes" if b["on_each_node"] else ""),
+             ", ".join(code(v) for v in b["archives"]) or "_nothing_",
+             "yes" if b["dumps_databases"] else "no", "yes" if b["rotates_access_log"] else "no",
+             code(b["snapshot_host"]))
+            for name, b in sorted(backups.items())]
+    repository = next(iter(backups.values()))["repository"]
+    where = (f"into {code(repository)}, each node's snapshots under its own host"
+             if repository else "on its node only (no fourlb:backup.remote)")
+    return [f"A volume stays on its node: each node role that holds data backs it up there, at "
+            f"the stack's schedule, {where}.", ""] + table(
+        ("Backup", "Node role", "Archives", "Dumps the databases", "Rotates Traefik's access log",
+         "Snapshot host"), rows)

@@ -31,6 +31,7 @@ import pytest
 
 
 from config.loading import StackFile, parse_stack_config
+from core.backup import WAITING_RESTIC_DIR
 from core.build import build_plan
 from core.model import SECRET_PLACEHOLDER, Container
 from tests.processes import stop
@@ -233,13 +234,17 @@ class BackupRoot:
             (tools / name).symlink_to(busybox)
         return tools
 
-    def run(self, script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def run(self, script: str, *args: str, timeout: float = 120,
+            first_in_path: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        """`first_in_path`: container directories put before the rest of PATH, as a
+        crontab line may (core.backup.crontab)."""
         # container paths in the settings file, rebased under the root
         rebased = self.root / "rebased.env"
         rebased.write_text("".join(
             f"{key}='{self.path(value) if value.startswith('/') else value}'\n"
             for key, value in self.settings.items()))
-        path = [str(self.tools)] if self.tools else []
+        path = [str(self.path(directory)) for directory in first_in_path]
+        path += [str(self.tools)] if self.tools else []
         path += [str(PG_BINDIRS[0])] if PG_BINDIRS else []
         path.append(os.environ.get("PATH", "/usr/bin:/bin"))
         env = {"PATH": os.pathsep.join(path), "HOME": str(self.root), "BACKUP_CONFIG": str(rebased)}
@@ -886,3 +891,101 @@ def test_row_counts_are_taken_in_the_snapshot_the_dump_holds(scratch, source_db,
     restored = int(target_db.sql("busy_restored", "SELECT count(*) FROM events"))
     assert int(recorded["public.events"]) == restored
     assert 500 <= restored < after  # the writer kept going during the dump
+
+
+# --- a swarm: one backup per node role, one repository --------------------------------
+
+NODES = ("backup-data", "backup-ai")
+
+
+def node_backup_container(name: str) -> Container:
+    """A node's backup of the swarm stack, uploading off-site."""
+    values = json.loads(json.dumps(StackFile("swarm", PROJECT).values))
+    values["backup"] = {"remote": {"endpoint": "https://s3.example.com", "bucket": "fourlb-nodes"}}
+    return build_plan(parse_stack_config("swarm", values), "swarm").container(name)
+
+
+def archived_volumes(container: Container) -> list[str]:
+    return sorted(m.volume for m in container.mounts if m.target.startswith("/volumes/"))
+
+
+def restic_env(repository: str) -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tempfile.gettempdir(),
+            "RESTIC_REPOSITORY": repository,
+            "RESTIC_PASSWORD": TEST_SECRETS["backup-restic-password"]}
+
+
+@pytest.fixture(scope="module")
+def node_drill(scratch) -> tuple[dict[str, BackupRoot], str]:
+    """The data node's and the AI node's backups, each run once (as their crontab
+    runs it) into one repository; each node's volumes hold files that name the node."""
+    if shutil.which("restic") is None:
+        pytest.skip("restic is not installed (Debian package: restic)")
+    # a repository both reach, as they reach the bucket (the swarm stack's S3 is not here)
+    repository = f"local:{scratch / 'nodes-repository'}"
+    boxes = {}
+    for name in NODES:
+        container = node_backup_container(name)
+        box = BackupRoot(scratch / name, container, None)
+        box.set(RESTIC_REPOSITORY=repository, PGHOST="")  # volumes only: no database here
+        for volume in archived_volumes(container):
+            (box.dir("VOLUMES_DIR") / volume).mkdir()
+            (box.dir("VOLUMES_DIR") / volume / "owner").write_text(f"{name}'s {volume}\n")
+        ok(box.run("run", first_in_path=(WAITING_RESTIC_DIR,)))
+        boxes[name] = box
+    return boxes, repository
+
+
+def test_each_nodes_restore_finds_its_own_nodes_snapshot(node_drill):
+    boxes, _ = node_drill
+    for name, box in boxes.items():
+        (run,) = box.runs()
+        lost = box.root / "lost"
+        shutil.move(box.dir("BACKUP_DIR") / run, lost)
+        try:
+            ok(box.run("fetch-remote", "latest", box.at("/fetched")))
+            fetched = box.path("/fetched") / run
+            assert sorted(p.name for p in fetched.iterdir()) == sorted(p.name for p in lost.iterdir())
+            for volume in archived_volumes(node_backup_container(name)):
+                target = box.at(f"/restored/{volume}")
+                ok(box.run("restore-volume", box.at(f"/fetched/{run}/volume-{volume}.tar.gz"), target))
+                assert (Path(target) / "owner").read_text() == f"{name}'s {volume}\n"
+        finally:
+            shutil.move(lost, box.dir("BACKUP_DIR") / run)
+    listed = ok(boxes["backup-data"].run("list")).stdout
+    assert "4lb.ca/data" in listed and "4lb.ca/ai" not in listed
+
+
+def test_a_nodes_backup_waits_for_the_lock_another_nodes_backup_holds(node_drill):
+    boxes, repository = node_drill
+    data = boxes["backup-data"]
+    data.set(RESTIC_LOCK_PAUSE_SECONDS="1")
+    locks = Path(repository.removeprefix("local:")) / "locks"
+    # another node's upload, holding the repository's lock while it reads its input
+    holder = subprocess.Popen(["restic", "backup", "--quiet", "--stdin", "--stdin-filename", "held",
+                               "--host", "4lb.ca/ai", "--tag", "held"],
+                              stdin=subprocess.PIPE, env=restic_env(repository),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(locks.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert any(locks.iterdir()), "the other node's restic took no lock"
+        # restic alone gives up: forget --prune needs the repository for itself
+        refused = data.run("prune")
+        assert refused.returncode != 0 and "repository is already locked" in refused.stderr
+        def finish_the_upload() -> None:
+            holder.stdin.write(b"the other node's run\n")
+            holder.stdin.close()
+        release = threading.Timer(3, finish_the_upload)
+        release.start()
+        started = time.monotonic()
+        waited = ok(data.run("prune", first_in_path=(WAITING_RESTIC_DIR,)))
+        release.join()
+        assert time.monotonic() - started >= 3
+        assert "another backup holds the repository; trying again" in waited.stderr
+    finally:
+        if not holder.stdin.closed:
+            holder.stdin.close()
+        holder.wait(timeout=60)
+    assert holder.returncode == 0

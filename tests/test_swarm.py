@@ -29,7 +29,7 @@ SECRET = "docker:index/secret:Secret"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 STATEFUL = ("postgres", "redis", "chromadb", "grafana", "prometheus", "alertmanager", "crowdsec",
-            "open-webui", "code-server", "backup")
+            "open-webui", "code-server", "backup-data", "backup-ai")
 
 
 def swarm_config(values_change=None):
@@ -513,8 +513,13 @@ def test_the_images_the_program_builds_are_pushed_to_the_stack_registry(swarm_ru
     for name, inputs in built.items():
         assert inputs["imageName"].startswith(f"{registry}/"), inputs["imageName"]
         assert not inputs.get("skipPush"), name
-        service = plain(swarm_run.one(SERVICE, name).inputs)
-        assert service["taskSpec"]["containerSpec"]["image"].startswith(f"{registry}/")
+        # the services that run it: the edge, every node's backup
+        running = [s.container.name for s in planned.services if s.container.build_context
+                   and s.build_name == name]
+        assert running, name
+        for service in running:
+            image = plain(swarm_run.one(SERVICE, service).inputs)["taskSpec"]["containerSpec"]["image"]
+            assert image.startswith(inputs["imageName"].rpartition(":")[0] + "@sha256:"), (service, image)
 
 
 def test_a_swarm_that_builds_an_image_needs_a_registry():
