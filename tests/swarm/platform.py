@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import copy
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -217,29 +216,6 @@ class SwarmPlatform:
             self.create_files(declared, name)
             self.ids[name] = self.manager.api("POST", "/services/create", body=self.spec(declared, name))["ID"]
 
-    def update(self, declared: Declared, name: str) -> float:
-        """As `pulumi up` does with a changed service: its new files first, then the
-        service; returns when it converged (seconds taken)."""
-        started = time.monotonic()
-        self.create_files(declared, name)
-        current = self.manager.api("GET", f"/services/{self.ids[name]}")
-        self.manager.api("POST", f"/services/{self.ids[name]}/update",
-                         query={"version": current["Version"]["Index"]}, body=self.spec(declared, name))
-        self.wait_converged([name], spec_index=current["Version"]["Index"])
-        return time.monotonic() - started
-
-    def remove_unused_files(self, declared_before: Declared, declared_after: Declared, name: str) -> list[str]:
-        """What `pulumi up` deletes last: the files only the old spec used."""
-        old = {n for n, _, _ in declared_before.files_of(name)}
-        new = {n for n, _, _ in declared_after.files_of(name)}
-        removed = []
-        for file_name, _, is_secret in declared_before.files_of(name):
-            if file_name in old - new:
-                kind = "secrets" if is_secret else "configs"
-                self.manager.api("DELETE", f"/{kind}/{self.ids.pop(file_name)}")
-                removed.append(file_name)
-        return removed
-
     def wanted_tasks(self, name: str, mode: dict[str, Any]) -> int:
         """A replicated service's replica count; a global one's tasks the swarm wants
         running (one on each node its constraints allow)."""
@@ -253,15 +229,12 @@ class SwarmPlatform:
                                                                     "desired-state": ["running"]}})
         return [t for t in tasks if t["Status"]["State"] == "running"]
 
-    def wait_converged(self, names: Iterable[str], spec_index: int = -1) -> None:
+    def wait_converged(self, names: Iterable[str]) -> None:
         names = tuple(names)
         def converged() -> bool:
             for name in names:
                 service = self.manager.api("GET", f"/services/{self.ids[name]}")
-                state = (service.get("UpdateStatus") or {}).get("State")
-                # after an update, only its end counts: right after the request the
-                # swarm may not have started rolling yet (no UpdateStatus)
-                if state in ("updating", "rollback_started") or (spec_index >= 0 and state != "completed"):
+                if (service.get("UpdateStatus") or {}).get("State") in ("updating", "rollback_started"):
                     return False
                 running = len(self.running_tasks(name))
                 if running != self.wanted_tasks(name, service["Spec"]["Mode"]) or not running:

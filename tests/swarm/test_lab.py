@@ -129,7 +129,8 @@ PULLED = "lab-pull"
 PULLED_IMAGES = {"fourlb-lab/pulled:1": "data", "ghcr.io/fourlb-lab/pulled:1": "ai"}
 
 
-def test_nodes_pull_images_from_the_lab_registry(lab: Lab, standin_image: str) -> None:
+def test_nodes_pull_images_from_the_lab_registry(lab: Lab, standin_image: str,
+                                                smoke_services: dict[str, list[dict[str, Any]]]) -> None:
     """An image the nodes do not have, pushed under a Docker Hub name and a ghcr.io
     name, runs on a worker: each node pulled it from the lab registry by that name."""
     pushed = {}
@@ -146,8 +147,10 @@ def test_nodes_pull_images_from_the_lab_registry(lab: Lab, standin_image: str) -
         for index, (image, role) in enumerate(PULLED_IMAGES.items()):
             name = f"{PULLED}-{index}"
             services.append(name)
+            # the stand-in serving, as the smoke services do (its listen file their config)
             lab.manager.docker("service", "create", "--detach", "--init", "--name", name,
-                               f"--constraint=node.labels.{ROLE_LABEL}=={role}", image, "sleep", "600")
+                               f"--config=source={LISTEN_CONFIG},target={LISTEN_FILE},mode=0444",
+                               f"--constraint=node.labels.{ROLE_LABEL}=={role}", image)
         for name, (image, role) in zip(services, PULLED_IMAGES.items()):
             task = lab.wait_for(f"{name} running", lambda: running_tasks(lab, name), CONVERGED_WITHIN_S, 0.5)[0]
             assert task["NodeID"] == lab.node(role).swarm_id

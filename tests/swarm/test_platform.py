@@ -1,7 +1,9 @@
 """The swarm stack's own services on the three-node lab, through the real
-Traefik as a swarm task: routing, a rolling update and a node drain under load,
-a secret change, and a stateful service whose node is gone. What differs from
-production is in tests/swarm/changes.py. Figures are printed."""
+Traefik as a swarm task: every hostname's routing, a node drain under load, and
+a stateful service whose node is gone. What differs from production is in
+tests/swarm/changes.py. Figures are printed. The changes `pulumi up` makes (a
+site's image bumped, a secret rotated, a site added) are the real engine's, in
+test_engine.py."""
 
 from __future__ import annotations
 
@@ -109,18 +111,6 @@ def test_every_hostname_of_the_swarm_stack_is_routed_with_its_headers_and_auth(p
     assert len({t["NodeID"] for t in tasks}) == 2, "two site tasks on two nodes"
 
 
-def test_a_rolling_update_of_a_site_under_load_fails_no_request(platform: SwarmPlatform, deploy):
-    sites = json.loads(json.dumps(StackFile("swarm").values["sites"]))
-    sites[SITE]["image"] = sites[SITE]["image"] + "-next"
-    release = _declare(deploy, **{"fourlb:sites": json.dumps(sites)})
-    platform.tag_images(release)
-    with Load(platform.lab, SITE_HOST, "/") as load:
-        took = platform.update(release, SITE)
-    FIGURES["rolling update of a site (2 tasks)"] = f"{load.figure()}; converged in {took:.1f}s"
-    assert len(load.answers) >= 100 and not load.failures, (load.figure(), sorted(set(load.failures))[:5])
-    platform.declared = release  # type: ignore[attr-defined]
-
-
 def test_draining_a_node_that_runs_a_site_task_fails_no_request(platform: SwarmPlatform):
     lab = platform.lab
     edge_id = lab.node("edge").swarm_id
@@ -148,22 +138,6 @@ def test_draining_a_node_that_runs_a_site_task_fails_no_request(platform: SwarmP
             wait_routed(lab, host, path, service)
     FIGURES[f"drain of {node.name} under load"] = f"{load.figure()}; tasks moved in {took:.1f}s"
     assert len(load.answers) >= 100 and not load.failures, (load.figure(), sorted(set(load.failures))[:5])
-
-
-def test_a_secret_change_makes_a_new_secret_and_rolls_the_service_without_a_failure(
-        platform: SwarmPlatform, deploy):
-    before: Declared = platform.declared  # type: ignore[attr-defined]
-    rotated = _declare(deploy, secrets={"fourlb:aiJwtSecret": "a-rotated-jwt-signing-secret-0123456789"})
-    old = {n for n, _, s in before.files_of(BACKEND) if s}
-    new = {n for n, _, s in rotated.files_of(BACKEND) if s}
-    assert len(new - old) == 1, "one secret, under a new name"
-    # the AI API's rate limit (fourlb:rateLimits.aiApiPerMinute) refuses a faster client
-    with Load(platform.lab, BACKEND_HOST, BACKEND_PATH, interval_s=API_INTERVAL_S) as load:
-        took = platform.update(rotated, BACKEND)
-    removed = platform.remove_unused_files(before, rotated, BACKEND)
-    FIGURES["secret rotated on the AI backend (2 tasks)"] = f"{load.figure()}; converged in {took:.1f}s"
-    assert removed == sorted(old - new), removed
-    assert len(load.answers) >= 30 and not load.failures, (load.figure(), sorted(set(load.failures))[:5])
 
 
 def test_a_stateful_service_whose_node_is_gone_is_not_started_elsewhere(platform: SwarmPlatform):
