@@ -10,6 +10,7 @@ busybox's, as in the image's Alpine base.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -507,25 +508,33 @@ def test_volumes_restore_with_their_files_modes_and_owners(drill):
         assert refused.returncode != 0 and "--replace" in refused.stderr
 
 
-def test_the_off_site_copy_restores_when_this_host_has_lost_everything(drill, source_db, target_db):
-    box, result, _, _ = drill
-    ok(result)
-    (run,) = box.runs()
-    point_at(box, target_db)
+@contextlib.contextmanager
+def run_lost_and_fetched(box, run: str) -> Iterator[None]:
+    """The host loses its local copy of `run`; `fetch-remote latest` brings every
+    file of it back into /fetched. The local copy is put back afterwards."""
     lost = box.root / "lost"
     shutil.move(box.dir("BACKUP_DIR") / run, lost)
     try:
         ok(box.run("fetch-remote", "latest", box.at("/fetched")))
         fetched = box.path("/fetched") / run
         assert sorted(p.name for p in fetched.iterdir()) == sorted(p.name for p in lost.iterdir())
+        yield
+    finally:
+        shutil.move(lost, box.dir("BACKUP_DIR") / run)
+
+
+def test_the_off_site_copy_restores_when_this_host_has_lost_everything(drill, source_db, target_db):
+    box, result, _, _ = drill
+    ok(result)
+    (run,) = box.runs()
+    point_at(box, target_db)
+    with run_lost_and_fetched(box, run):
         ok(box.run("restore-db", box.at(f"/fetched/{run}/db-orchestrator.dump"), "orchestrator_offsite"))
         assert fingerprint(target_db, "orchestrator_offsite", "conversations") == fingerprint(
             source_db, "orchestrator")
         ok(box.run("restore-volume", box.at(f"/fetched/{run}/volume-redis_data.tar.gz"),
                    box.at("/offsite/redis_data")))
         assert tree(box.path("/offsite/redis_data")) == tree(box.dir("VOLUMES_DIR") / "redis_data")
-    finally:
-        shutil.move(lost, box.dir("BACKUP_DIR") / run)
 
 
 def test_a_failed_run_exits_non_zero_and_never_reports_success(scratch):
@@ -940,18 +949,11 @@ def test_each_nodes_restore_finds_its_own_nodes_snapshot(node_drill):
     boxes, _ = node_drill
     for name, box in boxes.items():
         (run,) = box.runs()
-        lost = box.root / "lost"
-        shutil.move(box.dir("BACKUP_DIR") / run, lost)
-        try:
-            ok(box.run("fetch-remote", "latest", box.at("/fetched")))
-            fetched = box.path("/fetched") / run
-            assert sorted(p.name for p in fetched.iterdir()) == sorted(p.name for p in lost.iterdir())
+        with run_lost_and_fetched(box, run):
             for volume in archived_volumes(node_backup_container(name)):
                 target = box.at(f"/restored/{volume}")
                 ok(box.run("restore-volume", box.at(f"/fetched/{run}/volume-{volume}.tar.gz"), target))
                 assert (Path(target) / "owner").read_text() == f"{name}'s {volume}\n"
-        finally:
-            shutil.move(lost, box.dir("BACKUP_DIR") / run)
     listed = ok(boxes["backup-data"].run("list")).stdout
     assert "4lb.ca/data" in listed and "4lb.ca/ai" not in listed
 
