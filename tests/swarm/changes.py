@@ -38,6 +38,20 @@ SERVICE_CHANGES: dict[str, str] = {
                "are asked for by service name, core/build.py)",
 }
 
+# What the lab's dnsrr hides from a production swarm's vip mode, and the
+# plan-level test that covers each instead
+DNSRR_HIDES: dict[str, str] = {
+    "a task binding its service's name or an alias, which vip resolves to the virtual IP no task "
+    "can bind": "tests/test_swarm.py::test_prometheus_on_a_swarm_listens_on_every_address_of_its_task, "
+                "test_the_prometheus_service_binds_no_alias, test_the_endpoint_mode_is_the_stacks "
+                "(no service of a swarm plan listens on an alias)",
+    "one scrape target per service, the virtual IP balancing over its tasks (every node's metrics "
+    "mixed)": "tests/test_monitoring.py::test_on_a_swarm_prometheus_finds_every_task_of_each_service_by_dns "
+              "(one target per task) and tests/promtool/swarm_nodes.yml (an alert per node)",
+    "a peer reaching a service by its virtual IP, balanced by IPVS": "not covered: this kernel has "
+    "no IPVS; the names peers use are the services' own (core.build), which both modes answer",
+}
+
 # Traefik's static file (a config of the traefik service) and the middlewares
 # file (a secret of its writer): (file, key path) -> new value, with why
 STATIC_CHANGES: dict[tuple[str, ...], tuple[Any, str]] = {
