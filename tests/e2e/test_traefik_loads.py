@@ -10,7 +10,7 @@ How this differs from the writer on the host, and why:
   point on a free loopback port (the program's is on traefik-ops:8082, which
   only containers resolve), the API and the file provider on $TARGET; the
   writer's PING_URL and LOADED_URL name that port instead;
-- each `exec sleep` that keeps the writer's container alive ends the script;
+- `stay`, which keeps the writer's container alive, ends the script;
 - LOADED_WITHIN_S is 5 s instead of 30 s, so that a refusal is seen sooner;
 - the files are the plan's, with each secret placeholder replaced by a value.
 Nothing else is changed: the script, the marker and the router are the plan's.
@@ -112,8 +112,9 @@ def _run_writer(writer, base: str, target: Path, live: Path, written: Path) -> s
     here = {**env, "LIVE_DIR": str(live), "TARGET": str(target), "WRITTEN": str(written),
             "PING_URL": f"{base}/ping", "LOADED_URL": base + LOADED_API_PATH,
             "LOADED_WITHIN_S": str(LOADED_WITHIN_S)}
-    script = WRITER_SCRIPT.replace("exec sleep 2147483647", "exit 0")
-    assert script.count("exit 0") == 2, "the writer's script: two places where it stays alive"
+    stay = "stay() { trap 'exit 0' TERM INT; sleep 2147483647 & wait $!; }"
+    assert WRITER_SCRIPT.count(stay) == 1, "the writer's script: one function keeps it alive"
+    script = WRITER_SCRIPT.replace(stay, "stay() { exit 0; }")
     result = subprocess.run(["sh", "-c", script, "fourlb-config-writer"], env={**os.environ, **here},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

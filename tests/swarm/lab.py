@@ -517,14 +517,25 @@ class Lab:
         that every node, the manager too, has to pull it. Returns its digest."""
         archive = self.root / f"image-{tag.replace('/', '_').replace(':', '_')}.tar"
         run(["docker", "save", "--output", str(archive), tag], timeout=timeout_s)
-        pushed = f"{REGISTRY_ADDRESS}/{registry_path(tag)}"
         try:
             self.manager.docker("load", "--input", str(archive), timeout=timeout_s)
-            self.manager.docker("tag", tag, pushed)
-            out = self.manager.docker("push", pushed, timeout=timeout_s).stdout
         finally:
             archive.unlink(missing_ok=True)
-            self.manager.docker("rmi", "--force", tag, pushed, check=False)
+        try:
+            return self.push_from_manager(tag, timeout_s)
+        finally:
+            self.manager.docker("rmi", "--force", tag, check=False)
+
+    def push_from_manager(self, tag: str, timeout_s: float = IMAGE_LOAD_S) -> str:
+        """Puts `tag`, an image of the manager's, into the lab registry under the name
+        a node pulls it by (push_image); returns its digest. The image stays on the
+        manager under `tag` only."""
+        pushed = f"{REGISTRY_ADDRESS}/{registry_path(tag)}"
+        self.manager.docker("tag", tag, pushed)
+        try:
+            out = self.manager.docker("push", pushed, timeout=timeout_s).stdout
+        finally:
+            self.manager.docker("rmi", pushed, check=False)
         digests = [word for word in out.split() if word.startswith("sha256:")]
         if not digests:
             raise LabError(f"pushing {tag} as {pushed} printed no digest:\n{out}")

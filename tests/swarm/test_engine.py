@@ -12,12 +12,12 @@ settings) and the images (tests/engine/images.py). Figures are printed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
+from tests.e2e import standin
 from tests.e2e.engine import Engine
-from tests.e2e.run_lock import holding_run_lock
 from tests.engine import images
 from tests.engine.compare import counts, disagreements, engine_changes, plan_diff_changes
 from tests.engine.stack import EngineStack
@@ -43,8 +43,15 @@ def answers_as(service: str) -> str:
 
 
 class Deployed:
-    def __init__(self, lab: Lab, stack: EngineStack, main: Engine):
-        self.lab, self.stack, self.main = lab, stack, main
+    def __init__(self, lab: Lab, stack: EngineStack):
+        self.lab, self.stack = lab, stack
+
+    def release(self, make: Callable[[Engine], None], image: str) -> None:
+        """An image made on the manager (`make`), pushed to the lab registry, then
+        removed from the manager: the nodes pull it."""
+        make(self.lab.manager.engine)
+        self.lab.push_from_manager(image)
+        self.lab.manager.engine.remove_image(image)
 
     def routed(self, host: str, service: str, path: str = "/") -> bool:
         return once(self.lab, host, path)[0] == answers_as(service)
@@ -80,37 +87,35 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(lab: Lab, pulumi_cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    main = Engine()
-    try:
-        main.ping()
-    except OSError as error:
-        pytest.skip(f"no main Docker daemon at {main.path} to build the images on ({error})")
-    with holding_run_lock(main.path):
-        settings = {key: value for key, (value, _why) in changes.ENGINE_SETTINGS.items()}
-        settings["services"] = {**images.stack_changes()["services"], **settings["services"]}
-        stack = EngineStack.create(pulumi_cli, "swarm", tmp_path_factory.mktemp("swarm-engine"),
-                                   docker_host=f"unix://{lab.manager.socket}", **settings)
-        try:
-            prepared = images.prepare(main, stack.plan_document())
-            pushed = sorted({image.declared for image in prepared.images})
-            for image in pushed:
-                lab.push_image(image)
-            took = stack.up()
-            deployed = Deployed(lab, stack, main)
-            for host, service in ((SITE_HOST, SITE), (BACKEND_HOST, FRONTEND)):
-                deployed.wait_routed(host, service)
-            deployed.wait_routed(BACKEND_HOST, BACKEND, "/api/")
-            FIGURES["real engine: pulumi up -s swarm"] = (
-                f"{len(stack.resources())} resources in {took:.0f} s, {len(pushed)} images pulled by the "
-                "nodes from the lab registry; every route answers")
-            yield deployed
-            # the lab is shared with the harness's suite (test_platform.py), which
-            # creates the same names: everything goes, as `pulumi destroy` does it
-            stack.destroy()
-            left = [s["Spec"]["Name"] for s in lab.manager.api("GET", "/services")]
-            assert not left, f"pulumi destroy left services: {left}"
-        finally:
-            images.remove_images(main)
+    """The images are built on the manager itself (the lab's own daemon), pushed to the
+    lab registry and removed from it again: nothing of the machine's main Docker
+    daemon is used, so this runs beside the one-host suites."""
+    manager = lab.manager.engine
+    settings = {key: value for key, (value, _why) in changes.ENGINE_SETTINGS.items()}
+    settings["services"] = {**images.stack_changes()["services"], **settings["services"]}
+    stack = EngineStack.create(pulumi_cli, "swarm", tmp_path_factory.mktemp("swarm-engine"),
+                               docker_host=f"unix://{lab.manager.socket}", **settings)
+    prepared = images.prepare(manager, stack.plan_document())
+    pushed = sorted({image.declared for image in prepared.images})
+    for image in pushed:
+        lab.push_from_manager(image)
+    # the base of the stand-ins a change builds later (a new site), pulled then
+    lab.push_from_manager(standin.TAG)
+    images.remove_images(manager)  # every node, the manager too, pulls what it runs
+    took = stack.up()
+    deployed = Deployed(lab, stack)
+    for host, service in ((SITE_HOST, SITE), (BACKEND_HOST, FRONTEND)):
+        deployed.wait_routed(host, service)
+    deployed.wait_routed(BACKEND_HOST, BACKEND, "/api/")
+    FIGURES["real engine: pulumi up -s swarm"] = (
+        f"{len(stack.resources())} resources in {took:.0f} s, {len(pushed)} images pulled by the "
+        "nodes from the lab registry; every route answers")
+    yield deployed
+    # the lab is shared with the harness's suite (test_platform.py), which
+    # creates the same names: everything goes, as `pulumi destroy` does it
+    stack.destroy()
+    left = [s["Spec"]["Name"] for s in lab.manager.api("GET", "/services")]
+    assert not left, f"pulumi destroy left services: {left}"
 
 
 def test_up_runs_every_task_on_an_image_its_node_pulled_by_digest(deployed: Deployed) -> None:
@@ -146,8 +151,9 @@ def test_a_rotated_secret_rolls_the_backend_onto_a_new_docker_secret(deployed: D
 
 def test_a_site_image_bumped_rolls_its_tasks_under_load(deployed: Deployed) -> None:
     stack = deployed.stack
-    images.another_release(deployed.main, stack.settings["sites"][SITE]["image"], "jsr-solutions-frontend:1.0.1")
-    deployed.lab.push_image("jsr-solutions-frontend:1.0.1")
+    source = stack.settings["sites"][SITE]["image"]
+    deployed.release(lambda engine: images.another_release(engine, source, "jsr-solutions-frontend:1.0.1"),
+                     "jsr-solutions-frontend:1.0.1")
     before = stack.plan_document()
     stack.change(sites={SITE: {"image": "jsr-solutions-frontend:1.0.1"}})
     planned = deployed.compared("a site's image bumped", before)
@@ -165,8 +171,7 @@ def test_a_site_added_then_removed_leaves_the_edge_alone(deployed: Deployed) -> 
     """The new site takes one of the networks the edge joined in advance (a free
     edge slot): no service is replaced, and the other sites lose no request."""
     stack = deployed.stack
-    images.add_standin(deployed.main, NEW_SITE_IMAGE, NEW_SITE, 80)
-    deployed.lab.push_image(NEW_SITE_IMAGE)
+    deployed.release(lambda engine: images.add_standin(engine, NEW_SITE_IMAGE, NEW_SITE, 80), NEW_SITE_IMAGE)
     edge_before = deployed.lab.manager.api("GET", "/services/traefik")["ID"]
     added = {NEW_SITE: {"image": NEW_SITE_IMAGE, "hostnames": [NEW_SITE_HOST], "port": 80, "edgeSlot": 2}}
     for change, sites in (("a client site added", added), ("the client site removed", {NEW_SITE: None})):
