@@ -34,6 +34,7 @@ FRONTEND = "ai-orchestrator-frontend"
 ROTATED_SECRET = ("aiJwtSecret", "a-rotated-jwt-signing-secret-0123456789abcdef")
 API_INTERVAL_S = 1.2  # under the AI API's rate limit, 60 a minute
 ROUTES_WITHIN_S = 120
+MIN_ANSWERS = 50  # the load's 2 s before and 3 s after a change hold about 100
 
 
 def answers_as(service: str) -> str:
@@ -188,5 +189,8 @@ def test_a_site_added_then_removed_leaves_the_edge_alone(deployed: Deployed) -> 
                                   lambda: once(deployed.lab, NEW_SITE_HOST, "/")[0] == "HTTP 404", ROUTES_WITHIN_S, 1)
         assert deployed.lab.manager.api("GET", "/services/traefik")["ID"] == edge_before, "the edge was replaced"
         deployed.say(change, planned, "the edge kept its service, its tasks and their networks", load)
-        assert len(load.answers) >= 100 and not load.failures, (load.figure(), sorted(set(load.failures))[:5])
+        # requests before, during and after the change: `up` takes seconds when the
+        # edge is left alone, so the count is what those seconds hold
+        assert len(load.answers) >= MIN_ANSWERS and not load.failures, (
+            load.figure(), sorted(set(load.failures))[:5])
         deployed.no_drift(change)
