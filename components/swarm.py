@@ -149,7 +149,7 @@ class SwarmServiceResource(pulumi.ComponentResource):
                 placement=docker.ServiceTaskSpecPlacementArgs(
                     constraints=list(service.constraints) or None,
                     platforms=[docker.ServiceTaskSpecPlacementPlatformArgs(
-                        os=platform.split("/")[0], architecture=platform.split("/")[1])]),
+                        os=platform.partition("/")[0], architecture=platform.partition("/")[2])]),
                 networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(
                     id=networks[n], aliases=aliases(container, n)) for n in container.networks],
                 resources=docker.ServiceTaskSpecResourcesArgs(

@@ -132,7 +132,8 @@ def with_edge_networks(containers: list[Container], config: StackConfig, stack: 
             container = replace(container, networks=(own,) + container.networks, edge_network=own)
         result.append(container)
     edges += [stack_edge_network(other) for other in served_stacks] + list(edge_slots(config))
-    # a swarm service's networks roll with its tasks (core.swarm): nothing to connect later
+    # a swarm service's networks are declared with it (a change replaces it, so the
+    # client sites' slots are joined in advance): nothing to connect later
     connected = tuple(sites) if config.engine == "docker" else ()
     return [replace(c, networks=c.networks + tuple(edges + sites), connected_networks=connected,
                     edge_network=config.shared_network)
@@ -165,16 +166,15 @@ def declared_networks(containers: Iterable[Container], config: StackConfig, stac
             way_out = ", with a way out of the host" if container.egress else ""
             networks.append(Network(container.edge_network, internal=not container.egress,
                                     purpose=f"Traefik and {container.name}{way_out}"))
-    if any(c.name == EDGE for c in containers):
-        # one purpose whoever takes it: a network's label cannot change in place
-        for slot in edge_slots(config):
-            networks.append(Network(slot, internal=True, purpose="Traefik and the client site that takes "
-                                    "this slot (fourlb:sites.<name>.edgeSlot)"))
     for container in containers:
         if container.role == "site" and site_egress_network(container.name) in container.networks:
             networks.append(Network(site_egress_network(container.name), internal=False,
                                     purpose=f"{container.name}'s way out of the host"))
     if config.role == "platform" and any(c.name == EDGE for c in containers):
+        # one purpose whoever takes it: a network's label cannot change in place
+        for slot in edge_slots(config):
+            networks.append(Network(slot, internal=True, purpose="Traefik and the client site that takes "
+                                    "this slot (fourlb:sites.<name>.edgeSlot)"))
         for other in served_stacks:
             networks.append(Network(stack_edge_network(other), internal=False,
                                     purpose=f"Traefik and the sites of stack {other}"))

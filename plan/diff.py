@@ -18,6 +18,8 @@ REPLACING_FIELDS = ("image", "labels", "env", "networks", "mounts", "uploads", "
 # a network attachment's id and aliases, task_spec.container_spec.hosts): the
 # service is deleted, then created again (components.swarm), not rolled.
 SERVICE_REPLACING_FIELDS = ("networks", "extra_hosts")
+# the subject of a swarm service's new placement or replica count
+PLACEMENT_SUFFIX = " (placement)"
 # Values that may carry credentials or whole files: only their names are shown.
 NAMES_ONLY_FIELDS = ("env", "uploads", "secret_versions")
 # Short values a reviewer wants to read as before -> after.
@@ -216,7 +218,7 @@ def _on_swarm(changes: tuple[Change, ...], base: dict[str, Any],
                        for key in ("mode", "node", "replicas", "constraints", "endpoint_mode")
                        if _placement(base[name], key) != _placement(head[name], key))
         if fields:
-            rolled.append(Change(f"{name} (placement)", "updated", fields=fields))
+            rolled.append(Change(name + PLACEMENT_SUFFIX, "updated", fields=fields))
     return tuple(rolled)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plan.diff import diff_documents
+from plan.diff import PLACEMENT_SUFFIX, diff_documents
 
 CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"
@@ -20,8 +20,6 @@ SERVICE = "docker:index/service:Service"
 CONNECTION = "command:local:Command"
 # components.service names a container's connection to one more network so
 CONNECTION_INFIX = "-on-"
-# plan diff's subject for a swarm service's new placement or replica count
-SWARM_PLACEMENT = " (placement)"
 
 KINDS_BY_OP = {
     "create": "added",
@@ -68,7 +66,7 @@ def plan_diff_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str
     diff = diff_documents(before, after, "engine-suite", "before", "after")
     containers: dict[str, str] = {}
     for change in diff.containers:
-        name, placement = change.subject.removesuffix(SWARM_PLACEMENT), change.subject.endswith(SWARM_PLACEMENT)
+        name, placement = change.subject.removesuffix(PLACEMENT_SUFFIX), change.subject.endswith(PLACEMENT_SUFFIX)
         kind = "updated" if change.kind == "rolled" or placement else change.kind
         if containers.get(name) not in ("replaced", "added", "removed"):
             containers[name] = kind
