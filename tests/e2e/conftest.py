@@ -21,6 +21,7 @@ from core.edge import load_plan
 from . import standin
 from .declared import Declared, declared
 from .engine import Engine
+from .local_daemon import unreachable
 from .expectations import HOSTNAMES, PROOF, STACKS, checks_for
 from .edge_setup import ADMIN_PASSWORD, running_edge
 from .harness import Edge
@@ -83,10 +84,9 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def engine() -> Engine:
     engine = Engine()
-    try:
-        engine.ping()
-    except OSError as error:
-        _unavailable(f"no Docker engine at {engine.path} ({error}); start one with .ci/start-dockerd")
+    problem = unreachable(engine)
+    if problem:
+        _unavailable(problem)
     try:
         standin.busybox_path()
     except FileNotFoundError as error:

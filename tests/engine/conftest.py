@@ -18,6 +18,7 @@ from typing import Iterator
 import pytest
 
 from tests.e2e.engine import Engine
+from tests.e2e.local_daemon import unreachable
 from tests.e2e.run_lock import holding_run_lock
 
 from . import report
@@ -49,10 +50,9 @@ def pulumi_cli() -> Path:
 @pytest.fixture(scope="session")
 def docker() -> Engine:
     engine = Engine()
-    try:
-        engine.ping()
-    except OSError as error:
-        unavailable(f"no Docker engine at {engine.path} ({error}); start one with .ci/start-dockerd")
+    problem = unreachable(engine)
+    if problem:
+        unavailable(problem)
     return engine
 
 
