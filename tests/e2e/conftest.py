@@ -27,7 +27,6 @@ from .edge_setup import ADMIN_PASSWORD, running_edge
 from .harness import Edge
 from .ollama_standin import OllamaStandIn, on_the_host_gateway
 from .platform import Platform
-from .polling import poll
 from .run_lock import holding_run_lock, run_directory
 from .traefik_process import (PID_FILE, binary, stop_stale_traefik)
 
