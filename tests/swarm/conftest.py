@@ -3,7 +3,8 @@ stand-in image in each of its nodes.
 
 Needs root (namespaces, mounts, cgroups), dockerd, the docker CLI, iproute2's `ip`,
 util-linux's nsenter and unshare; the image also needs the main Docker daemon and a
-static busybox. Without them the tests are skipped and say why.
+static busybox. Without them the tests are skipped and say why, except under
+CI=true, where a missing piece fails them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from tests.e2e import standin
 from tests.e2e.engine import Engine
+from tests.e2e.local_daemon import unreachable
 
 from .lab import Lab, cleanup_leftovers
 
@@ -25,6 +27,12 @@ FIGURES: dict[str, str] = {}
 LAB_TOOLS = ("dockerd", "docker", "ip", "nsenter", "unshare", "mount", "umount")
 STANDIN_TAG = "fourlb-swarm-standin:latest"  # not the e2e tag: an e2e run may be using that one
 STANDIN_LABEL = {"fourlb.swarm-lab": "1"}
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the swarm tests must run)", pytrace=False)
+    pytest.skip(reason)
 
 
 def lab_unavailable() -> Optional[str]:
@@ -40,7 +48,7 @@ def lab_unavailable() -> Optional[str]:
 def lab() -> Iterator[Lab]:
     reason = lab_unavailable()
     if reason:
-        pytest.skip(reason)
+        unavailable(reason)
     cleanup_leftovers()
     with Lab() as running:
         yield running
@@ -54,12 +62,11 @@ def standin_image(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     try:
         standin.busybox_path()
     except FileNotFoundError as error:
-        pytest.skip(str(error))
+        unavailable(str(error))
     main = Engine()
-    try:
-        main.ping()
-    except OSError as error:
-        pytest.skip(f"no main Docker daemon at {main.path} to build the stand-in on ({error})")
+    problem = unreachable(main)
+    if problem:
+        unavailable(f"the stand-in is built on the main Docker daemon: {problem}")
     context = standin.write_context(Path(tmp_path_factory.mktemp("swarm-standin")))
     main.build(standin.context_tar(context), STANDIN_TAG, STANDIN_LABEL)
     try:
