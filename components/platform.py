@@ -40,10 +40,12 @@ def deploy(plan: Plan, swarm: Optional[SwarmPlan] = None) -> None:
         # makes it there (core.swarm), so no volume resource on the manager
         networks = Networks("networks", plan.networks, driver="overlay")
         built: dict[str, pulumi.Output[str]] = {}  # each image the program builds, once
-        declared = {s.container.name: SwarmServiceResource(
-            s, secrets=secrets.values, networks=networks.ids, endpoint_mode=swarm.endpoint_mode,
-            platform=swarm.platform, built=built)
-            for s in swarm.services}
+        declared: dict[str, SwarmServiceResource] = {}
+        for service in swarm.services:  # in plan order: what a service starts after comes first
+            declared[service.container.name] = SwarmServiceResource(
+                service, secrets=secrets.values, networks=networks.ids, endpoint_mode=swarm.endpoint_mode,
+                platform=swarm.platform, built=built,
+                after=[declared[name].service for name in service.container.starts_after])
         names = {name: s.service.name for name, s in declared.items()}
         records = swarm.dns_records
     if records:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_docker as docker
@@ -81,6 +81,7 @@ class SwarmServiceResource(pulumi.ComponentResource):
     def __init__(self, service: SwarmService, *, secrets: Mapping[str, pulumi.Output[str]],
                  networks: Mapping[str, pulumi.Input[str]], endpoint_mode: str, platform: str,
                  built: dict[str, pulumi.Output[str]],
+                 after: Sequence[pulumi.Resource] = (),
                  opts: Optional[pulumi.ResourceOptions] = None):
         container = service.container
         super().__init__("fourlb:swarm:Service", container.name, None, opts)
@@ -181,7 +182,9 @@ class SwarmServiceResource(pulumi.ComponentResource):
             # a change the provider cannot update (plan.diff.SERVICE_REPLACING_FIELDS,
             # a new mode) replaces the service: its name is fixed and its ports are
             # the host's, so the old one must be gone before the new one is created
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True,
+            # created once what it starts after has converged (its writer: the files in
+            # place, its health check passed), as depends_on orders containers on one host
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=list(after),
                                         replace_on_changes=REPLACED_WHEN_CHANGED),
         )
         self.register_outputs({"name": self.service.name})

@@ -618,3 +618,14 @@ def test_what_the_labs_dnsrr_hides_is_covered_by_tests_that_exist():
     named = {name for text in DNSRR_HIDES.values() for name in re.findall(r"\btest_\w+", text)
              if not text.count(f"{name}.py")}
     assert named and named <= defined, named - defined
+
+
+def test_a_service_is_created_after_what_it_starts_after(swarm_run, planned):
+    """Swarm has no start order: the program's is Pulumi's. A service whose writer puts
+    its files in place is created once the writer's tasks converged (healthy): created
+    beside its writer, Prometheus started on the image's own configuration."""
+    for service in planned.services:
+        options = swarm_run.options[(SERVICE, service.container.name)]
+        after = sorted(dependency._name for dependency in options.depends_on or [])
+        assert after == sorted(service.container.starts_after), service.container.name
+    assert "prometheus-config" in planned.service("prometheus").container.starts_after

@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
+from core.backup import CRONTAB as BACKUP_CRONTAB
 from core.bouncer_key import CROWDSEC_KEY_FILE
 from core.catalog import POSTGRES_DB, POSTGRES_USER, PROMETHEUS_NET, REDIS_CONF
 from core.live_config import WRITER_SUFFIX
 from core.monitoring.prometheus import RULES_FILE
 from core.monitoring.queries import backup_age_seconds
 
+from . import backup_run
 from .declared import Declared, DeclaredContainer
 from .ollama_standin import ANSWER, MODEL, OllamaStandIn
 from .platform import Platform, real_contract
@@ -252,12 +254,6 @@ def test_crowdsec_accepts_the_generated_bouncer_key_and_returns_its_decisions(pl
 ROWS = 250
 
 
-def _crontab_command(backup: DeclaredContainer) -> str:
-    (line,) = [line for line in backup.upload("/etc/crontabs/root").content.splitlines()
-               if line.strip() and not line.startswith("#") and "/opt/backup/run " in line]
-    return line.split(None, 5)[5]
-
-
 def test_a_scheduled_backup_run_restores(platform: Platform, real) -> None:
     """The crontab's command in the backup container, against the real PostgreSQL and
     the volumes (with changes.BACKUP_RUN_CHANGES): its dump restores with every row,
@@ -267,9 +263,7 @@ def test_a_scheduled_backup_run_restores(platform: Platform, real) -> None:
     _exec(platform, postgres, "psql", "-U", POSTGRES_USER, "-d", POSTGRES_DB, "-v", "ON_ERROR_STOP=1", "-c",
           f"create table e2e_rows as select g as id, md5(g::text) as body from generate_series(1, {ROWS}) g")
     assert "crond" in _exec(platform, backup, "cat", "/proc/1/cmdline")
-    _exec(platform, backup, "sh", "-c",
-          "grep -v -e '^RESTIC_' -e '^AWS_' /etc/backup/backup.env > /tmp/local.env && "
-          f"BACKUP_CONFIG=/tmp/local.env sh -c {json.dumps(_crontab_command(backup))}")
+    _exec(platform, backup, *backup_run.local_run(backup.upload(BACKUP_CRONTAB).content))
     runs = _exec(platform, backup, "sh", "-c", "ls -1 /backups | grep -v -e failed -e '^\\.'").split()
     assert len(runs) == 1, runs
     run = f"/backups/{runs[0]}"

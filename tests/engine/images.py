@@ -209,6 +209,11 @@ def _contract(service: str, image: str) -> Optional[Contract]:
     """The real program that runs `image` for `service`, if this machine has one."""
     if image == TRAEFIK_IMAGE:  # the writer of the edge runs the stock image (core/catalog.py)
         return TRAEFIK
+    # an image the stack names by a contract's own tag (STACK_IMAGES) runs that contract,
+    # whatever the container's name (a swarm runs the backup as backup-<node role>)
+    named = [c for c in (*E2E_CONTRACTS.values(), *ENGINE_CONTRACTS.values()) if c.tag == image]
+    if named:
+        return named[0]
     contract = E2E_CONTRACTS.get(service) or ENGINE_CONTRACTS.get(service)
     if contract and (repository(image) == contract.official or image == contract.tag):
         return contract

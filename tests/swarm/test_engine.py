@@ -3,7 +3,8 @@ lab, against its manager: `pulumi up`, then a site added, a secret rotated and a
 site's image bumped. For each change, what `python -m plan diff` predicts for every
 service, network and volume must be what `pulumi preview --diff --json` says the
 engine will do, the change must reach the tasks, and a preview right after `up`
-must plan nothing. Every node pulls its images from the lab's registry.
+must plan nothing. Every node pulls its images from the lab's registry. Prometheus
+must measure every node, and each node's backup restore that node's volumes.
 
 What differs from production: tests/swarm/changes.py ENGINE_SETTINGS (stack
 settings) and the images (tests/engine/images.py). Figures are printed.
@@ -11,12 +12,17 @@ settings) and the images (tests/engine/images.py). Figures are printed.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
+from core.backup import BACKUP, BACKUP_DIR, CRONTAB as BACKUP_CRONTAB, DATABASE, VOLUMES_DIR
+from core.catalog import POSTGRES_DB
 from tests.e2e import standin
+from tests.e2e.backup_run import local_run
 from tests.e2e.engine import Engine
 from tests.engine import images
 from tests.engine.compare import counts, disagreements, engine_changes, plan_diff_changes
@@ -25,6 +31,7 @@ from tests.engine.stack import EngineStack
 from . import changes
 from .conftest import FIGURES
 from .lab import Lab
+from .tasks import exec_in, node_of, running_tasks
 from .traffic import Load, once
 
 SITE, SITE_HOST = "jsr-solutions-prod", "jsr-solutions.ca"
@@ -35,6 +42,8 @@ ROTATED_SECRET = ("aiJwtSecret", "a-rotated-jwt-signing-secret-0123456789abcdef"
 API_INTERVAL_S = 1.2  # under the AI API's rate limit, 60 a minute
 ROUTES_WITHIN_S = 120
 MIN_ANSWERS = 50  # the load's 2 s before and 3 s after a change hold about 100
+MEASURED_WITHIN_S = 150  # Prometheus scrapes every 30 s; a new task's first scrape comes after one
+RESTORE_PROOF = "fourlb-restore-proof"  # the file the backup test writes into each archived volume
 
 
 def answers_as(service: str) -> str:
@@ -194,3 +203,80 @@ def test_a_site_added_then_removed_leaves_the_edge_alone(deployed: Deployed) -> 
         assert len(load.answers) >= MIN_ANSWERS and not load.failures, (
             load.figure(), sorted(set(load.failures))[:5])
         deployed.no_drift(change)
+
+
+def test_prometheus_measures_every_node(deployed: Deployed) -> None:
+    """node-exporter and cAdvisor run on every node, and Prometheus finds each of their
+    tasks by DNS (tasks.<service>): one target per node, every target up, and each
+    node's own name in its metrics. Asked with Prometheus's promtool, in its task."""
+    lab = deployed.lab
+    (task,) = running_tasks(lab, "prometheus")
+    port = deployed.stack.plan_document()["containers"]["prometheus"]["port"]
+    nodes = sorted(node.name for node in lab.nodes)
+
+    def query(expression: str) -> list[dict[str, Any]]:
+        return json.loads(exec_in(lab, task, ["promtool", "query", "instant", "-o", "json",
+                                              f"http://127.0.0.1:{port}", expression]))
+
+    def measured() -> Any:
+        targets = query("up")
+        down = [t["metric"] for t in targets if t["value"][1] != "1"]
+        per_job = Counter(t["metric"]["job"] for t in targets)
+        named = sorted(sample["metric"]["nodename"] for sample in query("node_uname_info"))
+        if down or per_job["node-exporter"] != len(nodes) or per_job["cadvisor"] != len(nodes) or named != nodes:
+            return None
+        return per_job, named
+
+    per_job, named = lab.wait_for("every node's node-exporter and cAdvisor up in Prometheus", measured,
+                                  MEASURED_WITHIN_S, 3)
+    FIGURES["engine (swarm): every node measured"] = (
+        f"{sum(per_job.values())} targets up ({', '.join(f'{job} {n}' for job, n in sorted(per_job.items()))}); "
+        f"node-exporter reports the nodes {', '.join(named)}")
+
+
+def test_each_nodes_backup_restores_that_nodes_volumes(deployed: Deployed) -> None:
+    """One backup per node role, on that node: every service whose volume it archives
+    runs its tasks there, so the volume it reads is the one they write. A file put into
+    each archived volume on the backup's node comes back from that node's run with
+    restore-volume (the run as tests/e2e/changes.BACKUP_RUN_CHANGES starts it)."""
+    lab = deployed.lab
+    services = {s["Spec"]["Name"]: s["Spec"] for s in lab.manager.api("GET", "/services")}
+    backups = sorted(name for name in deployed.stack.plan_document()["containers"]
+                     if name.startswith(f"{BACKUP}-"))
+    # every node of the lab holds data here: each has its backup
+    assert backups == sorted(f"{BACKUP}-{node.role}" for node in lab.nodes), backups
+    figures = []
+    for backup in backups:
+        (task,) = running_tasks(lab, backup)
+        node = node_of(lab, task)
+        spec = services[backup]["TaskTemplate"]["ContainerSpec"]
+        archived = sorted(m["Source"] for m in spec.get("Mounts", []) if m["Target"].startswith(f"{VOLUMES_DIR}/"))
+        assert archived, f"{backup} archives no volume"
+        for volume in archived:
+            owners = _services_mounting(services, volume, but=backup)
+            assert owners, f"{backup} archives {volume}, which no service uses"
+            for owner in owners:
+                where = {node_of(lab, t).name for t in running_tasks(lab, owner)}
+                assert where == {node.name}, f"{owner} writes {volume} on {sorted(where)}, {backup} reads it on {node.name}"
+            node.docker("run", "--rm", "--network", "none", "--entrypoint", "sh", "--volume", f"{volume}:/v",
+                        spec["Image"], "-c", f"printf '%s' '{node.name} {volume}' > /v/{RESTORE_PROOF}")
+        exec_in(lab, task, local_run(exec_in(lab, task, ["cat", BACKUP_CRONTAB])))
+        runs = exec_in(lab, task, ["sh", "-c", f"ls -1 {BACKUP_DIR} | grep -v -e failed -e '^\\.'"]).split()
+        assert len(runs) == 1, (backup, runs)
+        dumps = node.name in {node_of(lab, t).name for t in running_tasks(lab, DATABASE)}
+        if dumps:  # the backup beside PostgreSQL dumps its databases, over the data network
+            files = exec_in(lab, task, ["ls", "-1", f"{BACKUP_DIR}/{runs[0]}"]).split()
+            assert f"db-{POSTGRES_DB}.dump" in files, (backup, files)
+        for volume in archived:
+            archive, target = f"{BACKUP_DIR}/{runs[0]}/volume-{volume}.tar.gz", f"/tmp/restored-{runs[0]}-{volume}"
+            exec_in(lab, task, ["/opt/backup/restore-volume", archive, target])
+            restored = exec_in(lab, task, ["cat", f"{target}/{RESTORE_PROOF}"])
+            assert restored == f"{node.name} {volume}", (backup, volume, restored)
+        figures.append(f"{backup} on {node.name}: {', '.join(archived)}" + (" and the databases" if dumps else ""))
+    FIGURES["engine (swarm): every node's volumes restored from its own backup"] = "; ".join(figures)
+
+
+def _services_mounting(services: dict[str, Any], volume: str, but: str) -> list[str]:
+    return sorted(name for name, spec in services.items() if name != but and any(
+        m.get("Type") == "volume" and m["Source"] == volume
+        for m in spec["TaskTemplate"]["ContainerSpec"].get("Mounts", [])))

@@ -13,6 +13,7 @@ import pytest
 from tests.e2e.standin import LISTEN_FILE
 
 from .lab import ROLE_LABEL, Lab, Node, run
+from .tasks import running_tasks
 
 PORT = 8080
 NETWORK = "lab-smoke-net"
@@ -34,12 +35,6 @@ def test_three_ready_nodes_carry_their_roles(lab: Lab) -> None:
         "fourlb-ai": ("ready", "worker", "ai"),
     }
     print(f"\nlab timings (s): {lab.timings}")
-
-
-def running_tasks(lab: Lab, service: str) -> list[dict[str, Any]]:
-    tasks = lab.manager.api("GET", "/tasks", query={"filters": {"service": [service],
-                                                                "desired-state": ["running"]}})
-    return [task for task in tasks if task["Status"]["State"] == "running"]
 
 
 def service_containers(node: Node, service: str) -> list[dict[str, Any]]:
