@@ -32,7 +32,7 @@ from .model import Container, Mount, Upload, secret
 from .swarm import NODE_HOSTNAME, node_role_of, roles_kept_on_each_node, volume_holders
 
 SCRIPTS_SOURCE = Path(__file__).resolve().parent.parent / "backup"
-SCRIPTS = ("lib.sh", "run", "dump-databases", "snapshot-volumes", "upload", "prune",
+SCRIPTS = ("lib.sh", "scheduler", "run", "dump-databases", "snapshot-volumes", "upload", "prune",
            "restore-db", "restore-volume", "fetch-remote", "list", "rotate-access-log",
            "verify-latest")
 BACKUP = "backup"  # the catalog's service (its kind too), and its container on one host
@@ -237,7 +237,7 @@ def waits_for_other_nodes(scope: BackupScope, config: StackConfig) -> bool:
 
 
 def crontab(scope: BackupScope, config: StackConfig) -> str:
-    # crond is PID 1: its output is `docker logs backup`
+    # crond's parent is PID 1 (backup/scheduler): its output is `docker logs backup`
     output = ">/proc/1/fd/1 2>/proc/1/fd/2"
     # busybox crond runs each line with sh and its own PATH
     path = f"PATH={WAITING_RESTIC_DIR}:$PATH " if waits_for_other_nodes(scope, config) else ""

@@ -577,8 +577,10 @@ PLATFORM_SERVICES: tuple[ServiceSpec, ...] = (
         # from here (backup/rotate-access-log)
         volumes=(("backup_data", "/backups"), ("backup_metrics", "/metrics"),
                  ("traefik_logs", "/traefik-logs")),
-        command=("crond", "-f", "-d", "8"),
-        # crond is PID 1 (its death stops the container): healthy means the
+        # busybox crond under a PID 1 that stops it on SIGTERM (crond as PID 1
+        # ignores it); scripts uploaded to /opt/backup (core.backup.SCRIPTS_DIR)
+        command=("/opt/backup/scheduler",),
+        # crond's death stops the container: healthy means the
         # uploads that make a run possible are in place
         healthcheck=HealthCheck(
             ("CMD-SHELL", "test -x /opt/backup/run && test -s /etc/crontabs/root")),

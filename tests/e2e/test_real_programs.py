@@ -262,7 +262,7 @@ def test_a_scheduled_backup_run_restores(platform: Platform, real) -> None:
     postgres, backup, exporter = real["postgres"], real["backup"], real["node-exporter"]
     _exec(platform, postgres, "psql", "-U", POSTGRES_USER, "-d", POSTGRES_DB, "-v", "ON_ERROR_STOP=1", "-c",
           f"create table e2e_rows as select g as id, md5(g::text) as body from generate_series(1, {ROWS}) g")
-    assert "crond" in _exec(platform, backup, "cat", "/proc/1/cmdline")
+    assert "/opt/backup/scheduler" in _exec(platform, backup, "cat", "/proc/1/cmdline")
     _exec(platform, backup, *backup_run.local_run(backup.upload(BACKUP_CRONTAB).content))
     runs = _exec(platform, backup, "sh", "-c", "ls -1 /backups | grep -v -e failed -e '^\\.'").split()
     assert len(runs) == 1, runs

@@ -295,7 +295,7 @@ BACKUP = Contract(
     service="backup",
     official="fourlb-backup",
     read="backup/Dockerfile (this project's: postgres:16.8-alpine3.21 with restic, GNU tar, flock, sqlite, su-exec)",
-    runs_as="root: crond as PID 1 runs the job as root",
+    runs_as="root: crond, under backup/scheduler as PID 1, runs the job as root",
     uid=0, gid=0,
     config_paths=("/etc/crontabs/root, /etc/backup/ and /opt/backup/ (uploads)",
                   "/backups (volume), /volumes/* (read-only volumes), /metrics (volume)"),
