@@ -1,6 +1,7 @@
 """The swarm stack by the real Pulumi engine (bin/install-pulumi) on the three-node
 lab, against its manager: `pulumi up`, then a site added, a secret rotated and a
-site's image bumped. For each change, what `python -m plan diff` predicts for every
+site's image bumped; every route with its headers and auth, a node drained under
+load, and a stateful service whose node is gone. For each change, what `python -m plan diff` predicts for every
 service, network and volume must be what `pulumi preview --diff --json` says the
 engine will do, the change must reach the tasks, and a preview right after `up`
 must plan nothing. Every node pulls its images from the lab's registry. Prometheus
@@ -13,6 +14,8 @@ settings) and the images (tests/engine/images.py). Figures are printed.
 from __future__ import annotations
 
 import json
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -21,6 +24,8 @@ import pytest
 
 from core.backup import BACKUP, BACKUP_DIR, CRONTAB as BACKUP_CRONTAB, DATABASE, VOLUMES_DIR
 from core.catalog import POSTGRES_DB
+from config.loading import StackFile
+from core.traefik import ADMIN_AUTH
 from tests.e2e import standin
 from tests.e2e.backup_run import local_run
 from tests.e2e.engine import Engine
@@ -32,7 +37,7 @@ from . import changes
 from .conftest import FIGURES
 from .lab import Lab
 from .tasks import exec_in, node_of, running_tasks
-from .traffic import Load, once
+from .traffic import Load, edge_address, once
 
 SITE, SITE_HOST = "jsr-solutions-prod", "jsr-solutions.ca"
 NEW_SITE, NEW_SITE_HOST, NEW_SITE_IMAGE = "shop", "shop.4lb.ca", "fourlb-lab/shop:1.0.0"
@@ -44,6 +49,12 @@ ROUTES_WITHIN_S = 120
 MIN_ANSWERS = 50  # the load's 2 s before and 3 s after a change hold about 100
 MEASURED_WITHIN_S = 150  # Prometheus scrapes every 30 s; a new task's first scrape comes after one
 RESTORE_PROOF = "fourlb-restore-proof"  # the file the backup test writes into each archived volume
+STATEFUL = "postgres"  # pinned to the data node, with a volume there
+RESCHEDULE_S = 10  # how long a task of a node that is gone is watched not to start elsewhere
+# one request on port 80, redirects not followed: its status and Location
+PLAIN_HTTP = ("import http.client, sys; c = http.client.HTTPConnection(sys.argv[1], 80, timeout=5); "
+              "c.request('GET', '/', headers={'Host': sys.argv[2]}); r = c.getresponse(); "
+              "print(r.status, r.getheader('Location'))")
 
 
 def answers_as(service: str) -> str:
@@ -119,13 +130,30 @@ def deployed(lab: Lab, pulumi_cli: Path, tmp_path_factory: pytest.TempPathFactor
     deployed.wait_routed(BACKEND_HOST, BACKEND, "/api/")
     FIGURES["real engine: pulumi up -s swarm"] = (
         f"{len(stack.resources())} resources in {took:.0f} s, {len(pushed)} images pulled by the "
-        "nodes from the lab registry; every route answers")
+        "nodes from the lab registry; three routes answer")
     yield deployed
-    # the lab is shared with the harness's suite (test_platform.py), which
-    # creates the same names: everything goes, as `pulumi destroy` does it
+    # the lab is shared with the lab's own tests (test_lab.py): everything goes
     stack.destroy()
     left = [s["Spec"]["Name"] for s in lab.manager.api("GET", "/services")]
     assert not left, f"pulumi destroy left services: {left}"
+
+
+def differing_paths(committed: Any, used: Any, path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """The setting paths where `used` is not `committed` (a whole value below a path)."""
+    if isinstance(committed, dict) or isinstance(used, dict):
+        committed, used = committed or {}, used or {}
+        if isinstance(committed, dict) and isinstance(used, dict):
+            return {p for key in set(committed) | set(used)
+                    for p in differing_paths(committed.get(key), used.get(key), path + (key,))}
+    return set() if committed == used else {path}
+
+
+def test_the_stack_differs_from_the_committed_one_only_as_listed(deployed: Deployed) -> None:
+    listed = {(key,) for key in changes.ENGINE_SETTINGS if key != "services"}
+    listed |= {("services", name, "enabled") for name in changes.ENGINE_OFF}
+    listed |= {("services", name, "image") for name in images.stack_image_settings()}
+    differing = differing_paths(StackFile("swarm").values, deployed.stack.settings)
+    assert differing and all(any(p[:len(l)] == l for l in listed) for p in differing), sorted(differing)
 
 
 def test_up_runs_every_task_on_an_image_its_node_pulled_by_digest(deployed: Deployed) -> None:
@@ -280,3 +308,92 @@ def _services_mounting(services: dict[str, Any], volume: str, but: str) -> list[
     return sorted(name for name, spec in services.items() if name != but and any(
         m.get("Type") == "volume" and m["Source"] == volume
         for m in spec["TaskTemplate"]["ContainerSpec"].get("Mounts", [])))
+
+
+def test_every_route_answers_with_its_headers_and_auth(deployed: Deployed) -> None:
+    """Every route of the plan, through the edge node from the client namespace: answered
+    by its service (a status under 400), with the headers the plan gives it; an admin
+    route refuses a request without credentials. Port 80 redirects to HTTPS."""
+    lab, stack = deployed.lab, deployed.stack
+    login = f"{stack.settings.get('adminUser', 'admin')}:{stack.outputs()['adminPassword']}"
+    running = {s["Spec"]["Name"] for s in lab.manager.api("GET", "/services")}
+    routes = [r for r in stack.plan_document()["routes"] if r["container"] in running]
+    proven, wrong = [], []
+    for route in routes:
+        host, path = route["hostname"], (route.get("path_prefix") or "") + "/"
+        admin = f"{ADMIN_AUTH}@file" in route["middlewares"]
+        answer, headers = once(lab, host, path, login if admin else "")
+        missing = {k: v for k, v in route["headers"].items() if headers.get(k) != v}
+        if answer.startswith("HTTP 4") or answer.startswith("HTTP 5") or not answer.startswith(("task ", "HTTP ")):
+            wrong.append(f"{host}{path}: {answer}")
+        elif missing:
+            wrong.append(f"{host}{path}: headers {missing} missing or different: {headers}")
+        elif admin and once(lab, host, path)[0] != "HTTP 401":
+            wrong.append(f"{host}{path}: answers without credentials")
+        else:
+            proven.append(f"{host}{path if path != '/' else ''}")
+    FIGURES["engine (swarm): every route through the edge"] = f"{len(proven)} of {len(routes)}: {', '.join(proven)}"
+    assert not wrong, wrong
+    site = next(r["hostname"] for r in routes if r["container"] == SITE)
+    status, location = lab.client_run([sys.executable, "-c", PLAIN_HTTP, edge_address(lab), site],
+                                      timeout=30).stdout.split()
+    assert status in ("301", "308") and location == f"https://{site}/", (status, location)
+
+
+def test_draining_a_node_that_runs_a_site_task_fails_no_request(deployed: Deployed) -> None:
+    lab = deployed.lab
+    edge_id = lab.node("edge").swarm_id
+    tasks = running_tasks(lab, SITE)
+    assert len({t["NodeID"] for t in tasks}) == 2, "two site tasks on two nodes"
+    node = node_of(lab, next(t for t in tasks if t["NodeID"] != edge_id))
+    started = time.monotonic()
+    with Load(lab, SITE_HOST, "/", answer=answers_as(SITE)) as load:
+        lab.manager.docker("node", "update", "--availability", "drain", node.swarm_id)
+
+        def moved() -> bool:
+            # every task of the site, whatever its desired state: the drained one's turns
+            # to shutdown at once, while its container still runs
+            every = lab.manager.api("GET", "/tasks", query={"filters": {"service": [SITE]}})
+            still_there = [t for t in every if t.get("NodeID") == node.swarm_id
+                           and t["Status"]["State"] in ("running", "starting", "preparing")]
+            elsewhere = [t for t in running_tasks(lab, SITE) if t["NodeID"] != node.swarm_id]
+            return not still_there and len(elsewhere) == 2
+        lab.wait_for("the site's tasks moved off the drained node", moved, 60, 0.5)
+        took = time.monotonic() - started
+    lab.manager.docker("node", "update", "--availability", "active", node.swarm_id)
+    # what is pinned to that node waited for it (pending) and runs there again
+    pinned = [s["Spec"]["Name"] for s in lab.manager.api("GET", "/services")
+              if "Replicated" in s["Spec"]["Mode"]]
+    lab.wait_for("every replicated service running again", lambda: all(running_tasks(lab, n) for n in pinned),
+                 ROUTES_WITHIN_S, 1)
+    FIGURES[f"engine (swarm): drain of {node.name} under load"] = f"{load.figure()}; tasks moved in {took:.1f}s"
+    assert len(load.answers) >= 100 and not load.failures, (load.figure(), sorted(set(load.failures))[:5])
+
+
+def test_a_stateful_service_whose_node_is_gone_is_not_started_elsewhere(deployed: Deployed) -> None:
+    """Runs last: the data node's daemon is stopped, then started again."""
+    lab = deployed.lab
+    data = lab.node("data")
+    (task,) = running_tasks(lab, STATEFUL)
+    assert task["NodeID"] == data.swarm_id
+    data.terminate()
+    data.wait_stopped()
+    try:
+        lab.wait_for("the manager sees the data node down", lambda: lab.manager.api(
+            "GET", f"/nodes/{data.swarm_id}")["Status"]["State"] == "down", 60, 1)
+        deadline = time.monotonic() + RESCHEDULE_S
+        elsewhere: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not elsewhere:  # time enough to reschedule, if it would
+            elsewhere = [t for t in running_tasks(lab, STATEFUL) if t["NodeID"] != data.swarm_id]
+            time.sleep(1)
+        wanted = lab.manager.api("GET", "/tasks", query={"filters": {"service": [STATEFUL],
+                                                                     "desired-state": ["running"]}})
+    finally:  # the node back, for `pulumi destroy` and the lab's next tests
+        data.start()
+        data.wait_ready()
+        lab.wait_for("the data node back in the swarm", lambda: lab.manager.api(
+            "GET", f"/nodes/{data.swarm_id}")["Status"]["State"] == "ready", 60, 1)
+    FIGURES["engine (swarm): a stateful service, its node gone"] = (
+        f"{STATEFUL} running elsewhere: {len(elsewhere)}; its tasks: "
+        + ", ".join(sorted(t["Status"]["State"] for t in wanted)))
+    assert not elsewhere

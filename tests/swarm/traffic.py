@@ -14,18 +14,6 @@ from .lab import Lab
 
 LOAD = Path(__file__).resolve().parent / "load.py"
 LOAD_MAX_S = 90
-ROUTED_WITHIN_S = 60
-
-
-def wanted(service: str) -> str:
-    """How an answer of `service` starts: a stand-in task's name; Traefik's own
-    dashboard answers without one."""
-    return "task ?" if service == "traefik" else f"task {service}."
-
-
-def wait_routed(lab: Lab, host: str, path: str, service: str, auth: str = "") -> None:
-    lab.wait_for(f"{host}{path} routed to {service}",
-                 lambda: once(lab, host, path, auth)[0].startswith(wanted(service)), ROUTED_WITHIN_S, 1)
 
 
 def edge_address(lab: Lab) -> str:
@@ -73,5 +61,7 @@ class Load:
         return [a for a in self.answers if not a.startswith("task ")]
 
     def figure(self) -> str:
+        if self.answer:
+            return f"{len(self.failures)} failed of {len(self.answers)} requests, each to answer {self.answer!r}"
         tasks = len({a for a in self.answers if a.startswith("task ")})
         return f"{len(self.failures)} failed of {len(self.answers)} requests, answered by {tasks} tasks"
