@@ -46,19 +46,20 @@ def as_pid_1(root: Path, *argv: str) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def pid_1_of(started: subprocess.Popen[bytes]) -> int:
     """The pid, seen from here, of what `unshare --fork` started (its one child)."""
-    def child() -> int:
-        children = Path(f"/proc/{started.pid}/task/{started.pid}/children").read_text().split()
-        return int(children[0]) if children else 0
-    return poll("the namespace's PID 1 started", child, EXITS_WITHIN_S, interval_s=0.05)
+    return poll("the namespace's PID 1 started", lambda: next(iter(children(started.pid)), 0), EXITS_WITHIN_S,
+                interval_s=0.05)
 
 
 def running_child(pid_1: int, program: str) -> bool:
-    children = Path(f"/proc/{pid_1}/task/{pid_1}/children").read_text().split()
     # a child that exited and is not reaped yet is no longer running
     return any(Path(f"/proc/{c}/comm").read_text().strip() == program
-               and Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z" for c in children)
+               and Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z" for c in children(pid_1))
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from core.backup import CONFIG_FILE
+from core.backup import CONFIG_FILE, SCRIPTS_DIR
 
-RUN_SCRIPT = "/opt/backup/run "
+RUN_SCRIPT = f"{SCRIPTS_DIR}/run "
 LOCAL_CONFIG = "/tmp/local.env"
 
 

@@ -9,7 +9,6 @@ under CI=true, where a missing piece fails them.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Iterator
@@ -17,6 +16,7 @@ from typing import Iterator
 import pytest
 
 from core.edge import load_plan
+from tests.required import unavailable
 
 from . import standin
 from .declared import Declared, declared
@@ -75,9 +75,7 @@ def pytest_runtest_logfinish(nodeid: str, location) -> None:
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the end-to-end tests must run)", pytrace=False)
-    pytest.skip(reason)
+    unavailable(reason, "the end-to-end tests")
 
 
 @pytest.fixture(scope="session")

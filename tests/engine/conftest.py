@@ -17,6 +17,7 @@ from typing import Iterator
 
 import pytest
 
+from tests import required
 from tests.e2e.engine import Engine
 from tests.e2e.local_daemon import unreachable
 from tests.e2e.run_lock import holding_run_lock
@@ -28,9 +29,7 @@ INSTALL_TIMEOUT_S = 3600
 
 
 def unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the real engine's tests must run)", pytrace=False)
-    pytest.skip(reason)
+    required.unavailable(reason, "the real engine's tests")
 
 
 @pytest.fixture(scope="session")

@@ -215,7 +215,7 @@ def _contract(service: str, image: str) -> Optional[Contract]:
     if named:
         return named[0]
     contract = E2E_CONTRACTS.get(service) or ENGINE_CONTRACTS.get(service)
-    if contract and (repository(image) == contract.official or image == contract.tag):
+    if contract and repository(image) == contract.official:
         return contract
     return None
 

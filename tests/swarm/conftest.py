@@ -16,6 +16,7 @@ from typing import Iterator, Optional
 
 import pytest
 
+from tests import required
 from tests.e2e import standin
 from tests.e2e.engine import Engine
 from tests.e2e.local_daemon import unreachable
@@ -30,9 +31,7 @@ STANDIN_LABEL = {"fourlb.swarm-lab": "1"}
 
 
 def unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the swarm tests must run)", pytrace=False)
-    pytest.skip(reason)
+    required.unavailable(reason, "the swarm tests")
 
 
 def lab_unavailable() -> Optional[str]:

@@ -19,9 +19,8 @@ def node_of(lab: Lab, task: dict[str, Any]) -> Node:
     return node
 
 
-def exec_in(lab: Lab, task: dict[str, Any], argv: Sequence[str], user: str = "") -> str:
+def exec_in(lab: Lab, task: dict[str, Any], argv: Sequence[str]) -> str:
     """`argv` in the task's container, on its node (`docker exec`); its stdout. A failure
     raises with the command's stderr."""
     container = task["Status"]["ContainerStatus"]["ContainerID"]
-    options = ["--user", user] if user else []
-    return node_of(lab, task).docker("exec", *options, container, *argv, timeout=300).stdout
+    return node_of(lab, task).docker("exec", container, *argv, timeout=300).stdout

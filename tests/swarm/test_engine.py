@@ -1,9 +1,9 @@
 """The swarm stack by the real Pulumi engine (bin/install-pulumi) on the three-node
 lab, against its manager: `pulumi up`, then a site added, a secret rotated and a
 site's image bumped; every route with its headers and auth, a node drained under
-load, and a stateful service whose node is gone. For each change, what `python -m plan diff` predicts for every
-service, network and volume must be what `pulumi preview --diff --json` says the
-engine will do, the change must reach the tasks, and a preview right after `up`
+load, and a stateful service whose node is gone. For each change, what
+`python -m plan diff` predicts for every service, network and volume must be what
+`pulumi preview --diff --json` says the engine will do, the change must reach the tasks, and a preview right after `up`
 must plan nothing. Every node pulls its images from the lab's registry. Prometheus
 must measure every node, and each node's backup restore that node's volumes.
 
@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from core.backup import BACKUP, BACKUP_DIR, CRONTAB as BACKUP_CRONTAB, DATABASE, VOLUMES_DIR
+from core.backup import BACKUP, BACKUP_DIR, CRONTAB as BACKUP_CRONTAB, DATABASE, SCRIPTS_DIR, VOLUMES_DIR
 from core.catalog import POSTGRES_DB
 from config.loading import StackFile
 from core.traefik import ADMIN_AUTH
@@ -297,7 +297,7 @@ def test_each_nodes_backup_restores_that_nodes_volumes(deployed: Deployed) -> No
             assert f"db-{POSTGRES_DB}.dump" in files, (backup, files)
         for volume in archived:
             archive, target = f"{BACKUP_DIR}/{runs[0]}/volume-{volume}.tar.gz", f"/tmp/restored-{runs[0]}-{volume}"
-            exec_in(lab, task, ["/opt/backup/restore-volume", archive, target])
+            exec_in(lab, task, [f"{SCRIPTS_DIR}/restore-volume", archive, target])
             restored = exec_in(lab, task, ["cat", f"{target}/{RESTORE_PROOF}"])
             assert restored == f"{node.name} {volume}", (backup, volume, restored)
         figures.append(f"{backup} on {node.name}: {', '.join(archived)}" + (" and the databases" if dumps else ""))
